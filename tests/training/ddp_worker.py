@@ -33,6 +33,8 @@ def run(rank: int, world: int, store: str, run_dir: str, out: str) -> None:
         dist_info=DistInfo(rank=rank, world_size=world),
     )
     trainer.fit()
-    flat = torch.cat([p.detach().reshape(-1) for m in trainer.models.values() for p in m.parameters()])
+    flat = torch.cat(
+        [p.detach().reshape(-1) for m in trainer.models.values() for p in m.parameters()]
+    )
     torch.save({"flat": flat}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()

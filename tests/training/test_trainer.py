@@ -71,7 +71,14 @@ def test_nan_steps_are_skipped_and_logged(tmp_path):
 
 def test_persistent_nan_rolls_back_then_stops(tmp_path):
     # NaN at every step from 3 on: rolls back to the step-2 checkpoint with lower lr, then gives up.
-    t = _trainer(tmp_path, steps=8, nan_at=set(range(3, 100)), nan_max_consecutive=2, nan_max_rollbacks=1, checkpoint_every=2)
+    t = _trainer(
+        tmp_path,
+        steps=8,
+        nan_at=set(range(3, 100)),
+        nan_max_consecutive=2,
+        nan_max_rollbacks=1,
+        checkpoint_every=2,
+    )
     with pytest.raises(TrainingDivergedError, match="non-finite"):
         t.fit()
     assert t.rollbacks == 1 and t.lr_scale == pytest.approx(0.5)
@@ -110,15 +117,21 @@ def test_sigterm_writes_resume_checkpoint_and_resume_matches(tmp_path):
 
 def test_two_gloo_processes_hold_identical_weights(tmp_path):
     import torch.multiprocessing as mp
-
     from ddp_worker import run  # noqa: PLC0415
 
-    mp.spawn(run, args=(2, str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(
+        run,
+        args=(2, str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)["flat"]
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)["flat"]
     assert torch.equal(r0, r1)
     # both started from rank 0's initialisation (rank 1 built different weights) and trained away from it
     from toy import make_setup as fresh
 
-    init = torch.cat([p.detach().reshape(-1) for m in fresh(seed=0).models.values() for p in m.parameters()])
+    init = torch.cat(
+        [p.detach().reshape(-1) for m in fresh(seed=0).models.values() for p in m.parameters()]
+    )
     assert r0.shape == init.shape and not torch.equal(r0, init)

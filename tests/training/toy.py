@@ -19,7 +19,9 @@ def _register():
     class ToyGenerator(nn.Module):
         def __init__(self, *, channels: int = 4) -> None:
             super().__init__()
-            self.net = nn.Sequential(nn.Conv2d(2, channels, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(channels, 1, 1))
+            self.net = nn.Sequential(
+                nn.Conv2d(2, channels, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(channels, 1, 1)
+            )
 
         def forward(self, x, noise):
             return self.net(torch.cat([x, noise], dim=1))
@@ -28,7 +30,9 @@ def _register():
     class ToyCritic(nn.Module):
         def __init__(self, *, channels: int = 4) -> None:
             super().__init__()
-            self.net = nn.Sequential(nn.Conv2d(2, channels, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(channels, 1, 1))
+            self.net = nn.Sequential(
+                nn.Conv2d(2, channels, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(channels, 1, 1)
+            )
 
         def forward(self, x, y):
             return self.net(torch.cat([x, y], dim=1)).mean(dim=(1, 2, 3))

@@ -59,6 +59,9 @@ class SamplingConfig(Section):
     weights: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4])
     candidate_stride: PositiveInt = 16
     min_valid_fraction: float = Field(0.5, ge=0, le=1)
+    variable: str | None = (
+        None  # target variable that defines wetness; None: the first target variable
+    )
 
     @model_validator(mode="after")
     def _check_weights(self) -> SamplingConfig:
@@ -199,7 +202,9 @@ class EvaluateConfig(Section):
 
     thresholds: list[float] = Field(default_factory=lambda: [0.1, 1.0, 5.0])
     fss_scales: list[PositiveInt] = Field(default_factory=lambda: [1, 4, 16, 32])
-    pool_windows: list[tuple[PositiveInt, PositiveInt]] = Field(default_factory=lambda: [(4, 2), (16, 4)])
+    pool_windows: list[tuple[PositiveInt, PositiveInt]] = Field(
+        default_factory=lambda: [(4, 2), (16, 4)]
+    )
     baselines: list[Literal["bilinear", "bicubic", "lanczos"]] = Field(
         default_factory=lambda: ["bilinear", "bicubic", "lanczos"]
     )

@@ -31,7 +31,9 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 
 
-def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> Path:
     """Write ``tensors`` and JSON ``meta`` atomically to ``path``.
 
     Tensors are made contiguous CPU copies; shared storage is split (safetensors
@@ -77,7 +79,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             f"checkpoint {path} is not a readable safetensors file ({exc}); it may be truncated"
         ) from None
     if "geogan_format" not in header:
-        raise CheckpointError(f"checkpoint {path} was not written by geogan (no geogan_format header)")
+        raise CheckpointError(
+            f"checkpoint {path} was not written by geogan (no geogan_format header)"
+        )
     version = int(header["geogan_format"])
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -110,7 +114,9 @@ def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tens
     return {f"{prefix}/{k}": v for k, v in inner.state_dict().items()}
 
 
-def load_module_tensors(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+def load_module_tensors(
+    prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]
+) -> None:
     inner = getattr(module, "module", module)
     inner = getattr(inner, "_orig_mod", inner)
     sd = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
@@ -131,7 +137,9 @@ def flatten_state(prefix: str, state: Any, tensors: dict[str, torch.Tensor]) -> 
         tensors[key] = state
         return {"__tensor__": key}
     if isinstance(state, dict):
-        return {"__dict__": [[k, flatten_state(f"{prefix}/{k}", v, tensors)] for k, v in state.items()]}
+        return {
+            "__dict__": [[k, flatten_state(f"{prefix}/{k}", v, tensors)] for k, v in state.items()]
+        }
     if isinstance(state, (list, tuple)):
         return [flatten_state(f"{prefix}/{i}", v, tensors) for i, v in enumerate(state)]
     return state

@@ -10,6 +10,7 @@ Constructor arguments must therefore be keyword-only JSON values.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from typing import Any
 
@@ -31,10 +32,18 @@ def register_model(name: str):
                 raise TypeError(f"{cls.__name__} takes keyword arguments only")
             original_init(self, **kwargs)
             if type(self) is cls:  # the most derived registered class records its spec
+                # Store defaults too: a later change of a default must not silently
+                # rebuild an old checkpoint with a different architecture.
+                bound = inspect.signature(original_init).bind(self, **kwargs)
+                bound.apply_defaults()
+                kwargs = {k: v for k, v in bound.arguments.items() if k != "self"}
+                kwargs = json.loads(json.dumps(kwargs)) if _jsonable(kwargs) else kwargs
                 try:
                     json.dumps(kwargs)
                 except TypeError as exc:
-                    raise TypeError(f"{cls.__name__} arguments must be JSON values: {exc}") from None
+                    raise TypeError(
+                        f"{cls.__name__} arguments must be JSON values: {exc}"
+                    ) from None
                 self.model_spec = {"name": name, "kwargs": dict(kwargs)}
 
         cls.__init__ = __init__  # type: ignore[method-assign]
@@ -42,6 +51,14 @@ def register_model(name: str):
         return MODELS.register(name)(cls)
 
     return decorator
+
+
+def _jsonable(obj: Any) -> bool:
+    try:
+        json.dumps(obj)
+    except TypeError:
+        return False
+    return True
 
 
 def build_model(spec: dict[str, Any]) -> nn.Module:

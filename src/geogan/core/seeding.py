@@ -17,9 +17,10 @@ import torch
 def derive_seed(*keys: int) -> int:
     """A 63-bit seed from a tuple of integers (base seed, step, rank, member...)."""
     ss = np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys])
-    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) & (
-        2**63 - 1
-    )
+    return int(
+        ss.generate_state(2, dtype=np.uint32).astype(np.uint64)
+        @ np.array([1, 2**32], dtype=np.uint64)
+    ) & (2**63 - 1)
 
 
 def seed_everything(seed: int) -> None:
@@ -45,7 +46,13 @@ def get_rng_state() -> dict[str, Any]:
     py_state = random.getstate()
     return {
         "tensors": tensors,
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            np_state[1].tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "python": [py_state[0], list(py_state[1]), py_state[2]],
     }
 

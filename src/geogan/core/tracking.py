@@ -62,7 +62,9 @@ class Tracker:
             for k, v in scalars.items():
                 self._tb.add_scalar(k, float(v), step)
         if self._mlflow is not None:
-            self._mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in scalars.items()}, step=step)
+            self._mlflow.log_metrics(
+                {k.replace("/", "_"): float(v) for k, v in scalars.items()}, step=step
+            )
 
     def log_images(self, step: int, tag: str, images: torch.Tensor) -> None:
         """``images``: ``[N, 1|3, H, W]`` in [0, 1]."""

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import importlib.util
 import math
 import os
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,8 +237,12 @@ def region_slices(region: DemoRegion, stride: int = 1) -> tuple[slice, slice]:
     # centre latitude in 1/30 degree: 90*30 - (2i + 1) * stride
     lat_units = 90 * half - (2 * np.arange(n_rows) + 1) * stride
     lon_units = -180 * half + (2 * np.arange(n_cols) + 1) * stride
-    rows = np.flatnonzero((lat_units >= region.lat_min * half) & (lat_units < region.lat_max * half))
-    cols = np.flatnonzero((lon_units >= region.lon_min * half) & (lon_units < region.lon_max * half))
+    rows = np.flatnonzero(
+        (lat_units >= region.lat_min * half) & (lat_units < region.lat_max * half)
+    )
+    cols = np.flatnonzero(
+        (lon_units >= region.lon_min * half) & (lon_units < region.lon_max * half)
+    )
     if rows.size == 0 or cols.size == 0:
         raise ConfigError(
             f"demo region {region.name!r} holds no pixel at stride {stride}; "
@@ -318,14 +324,22 @@ def _lon_coord(lon: np.ndarray) -> xr.Variable:
 
 
 def _land_mask_archive() -> Path:
-    try:
-        import global_land_mask
-    except ImportError as exc:
+    # find_spec does not import the package: importing it would load the whole
+    # 933 MB mask into memory (its __init__ imports globe.py, which does).
+    spec = importlib.util.find_spec("global_land_mask")
+    if spec is None or not spec.submodule_search_locations:
         raise DataError(
             "the demo needs the global-land-mask package; install it with "
             "`pip install 'global-land-mask>=1.0'`"
-        ) from exc
-    return Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz"
+        )
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "globe_combined_mask_compressed.npz"
+        if path.is_file():
+            return path
+    raise DataError(
+        "global-land-mask is installed without its mask file; reinstall it with "
+        "`pip install --force-reinstall 'global-land-mask>=1.0'`"
+    )
 
 
 @contextlib.contextmanager
@@ -511,9 +525,18 @@ def build_demo_data(
     for region in (train, test):
         region_slices(region, stride)  # fails early on an empty region
 
-    rgb = load_bmng()
-    for key, region in (("train", train), ("test", test)):
-        _write_netcdf(_image_dataset(rgb, region, stride, key), paths[key])
-    del rgb
-    _write_netcdf(_constants_dataset((train, test), stride), paths["constants"])
+    # The land-sea mask is mostly zlib inflation, which releases the GIL: build it
+    # in a thread while the imagery is decoded and written. Only this thread
+    # touches NetCDF/HDF5, which is not thread-safe.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        constants = pool.submit(_constants_dataset, (train, test), stride)
+        try:
+            rgb = load_bmng()
+            for key, region in (("train", train), ("test", test)):
+                _write_netcdf(_image_dataset(rgb, region, stride, key), paths[key])
+            del rgb
+        except BaseException:
+            constants.cancel()
+            raise
+        _write_netcdf(constants.result(), paths["constants"])
     return paths

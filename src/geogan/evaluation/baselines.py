@@ -167,7 +167,9 @@ def interpolate(
     factor = _check_factor(factor)
     coarse = np.asarray(coarse)
     if coarse.ndim < 2:
-        raise DataError(f"coarse field must have at least 2 dims [..., h, w], got shape {coarse.shape}")
+        raise DataError(
+            f"coarse field must have at least 2 dims [..., h, w], got shape {coarse.shape}"
+        )
     out_dtype = np.float64 if coarse.dtype == np.float64 else np.float32
     h, w = coarse.shape[-2:]
     ay = resample_matrix(h, factor, method)
@@ -199,7 +201,9 @@ def _make(method: str) -> Callable[..., np.ndarray]:
         return interpolate(coarse, factor, method, **kwargs)
 
     baseline.__name__ = f"{method}_baseline"
-    baseline.__doc__ = f"{method} interpolation of ``coarse [..., h, w]`` by ``factor``; see :func:`interpolate`."
+    baseline.__doc__ = (
+        f"{method} interpolation of ``coarse [..., h, w]`` by ``factor``; see :func:`interpolate`."
+    )
     return baseline
 
 

@@ -1,0 +1,32 @@
+"""Losses, registered by name in ``geogan.core.registry.LOSSES``.
+
+Importing this package registers every loss.
+"""
+
+from geogan.losses.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, get_adversarial
+from geogan.losses.content import (
+    crps_ensemble,
+    crps_ensemble_loss,
+    ensemble_mean_mse,
+    kl_divergence,
+    l1,
+    l2,
+    masked_mean,
+)
+from geogan.losses.regularisers import gradient_penalty, path_length_penalty, r1_penalty
+
+__all__ = [
+    "ADVERSARIAL_LOSSES",
+    "AdversarialLoss",
+    "crps_ensemble",
+    "crps_ensemble_loss",
+    "ensemble_mean_mse",
+    "get_adversarial",
+    "gradient_penalty",
+    "kl_divergence",
+    "l1",
+    "l2",
+    "masked_mean",
+    "path_length_penalty",
+    "r1_penalty",
+]

@@ -29,7 +29,9 @@ def _factors(factor: int | Sequence[int], dims: int) -> tuple[int, ...]:
 
 def _check_input(x: torch.Tensor, dims: int, who: str) -> None:
     if x.ndim != dims + 2:
-        raise ValueError(f"{who}(dims={dims}) expects [B, C, {dims} spatial axes], got {list(x.shape)}")
+        raise ValueError(
+            f"{who}(dims={dims}) expects [B, C, {dims} spatial axes], got {list(x.shape)}"
+        )
 
 
 class Upsample(nn.Module):

@@ -51,7 +51,9 @@ class Phase(Protocol):
     repeats: int  # how many times per training step, each on a fresh batch
     updates_ema: bool  # update the EMA model after this phase's optimizer step
 
-    def loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor], ctx: StepContext
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``(loss to minimise, {name: scalar tensor to log})``."""
         ...
 
@@ -79,7 +81,9 @@ class ResumableBatchSampler:
     index, so restarting at batch ``b`` reproduces the same stream exactly.
     """
 
-    def __init__(self, batch_size: int, start_batch: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, batch_size: int, start_batch: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.batch_size = batch_size
         self.start_batch = start_batch
         self.rank = rank

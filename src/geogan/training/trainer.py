@@ -47,7 +47,9 @@ class Preempted(Exception):
     exit_code = PREEMPTED_EXIT_CODE
 
 
-def autocast_factory(device: torch.device, precision: str) -> tuple[Any, torch.amp.GradScaler | None]:
+def autocast_factory(
+    device: torch.device, precision: str
+) -> tuple[Any, torch.amp.GradScaler | None]:
     """``(callable returning an autocast context, GradScaler or None)`` for a precision.
 
     ``auto``: bf16 on CPU when the processor supports it, bf16 on CUDA when supported
@@ -148,7 +150,11 @@ class Trainer:
         if setup.ema_model is not None:
             self.ema = EMA(self.models[setup.ema_model], decay=ema_decay, start_step=ema_start)
         self.tracker = Tracker(
-            self.run_dir, enabled=self.dist.is_main, tensorboard=tensorboard, mlflow=mlflow, params=self.config
+            self.run_dir,
+            enabled=self.dist.is_main,
+            tensorboard=tensorboard,
+            mlflow=mlflow,
+            params=self.config,
         )
 
         self.step = 0
@@ -163,7 +169,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _make_loader(self) -> None:
-        sampler = ResumableBatchSampler(self.batch_size, self.batches_consumed, self.dist.rank, self.dist.world_size)
+        sampler = ResumableBatchSampler(
+            self.batch_size, self.batches_consumed, self.dist.rank, self.dist.world_size
+        )
         kwargs: dict[str, Any] = {"batch_sampler": sampler, "num_workers": self.num_workers}
         if self.setup.collate_fn is not None:
             kwargs["collate_fn"] = self.setup.collate_fn
@@ -233,7 +241,9 @@ class Trainer:
                 if phase.updates_ema and self.ema is not None:
                     self.ema.update(self.models[self.setup.ema_model], self.step)
                 for k, v in parts.items():
-                    logs[f"{phase.name}/{k}"] = float(v.detach().float().item()) if torch.is_tensor(v) else float(v)
+                    logs[f"{phase.name}/{k}"] = (
+                        float(v.detach().float().item()) if torch.is_tensor(v) else float(v)
+                    )
                 logs[f"{phase.name}/loss"] = float(loss.detach().float().item())
         logs["_bad"] = float(any_bad)
         return logs
@@ -291,8 +301,15 @@ class Trainer:
             tensors.update(module_tensors(f"model/{name}", m))
         if self.ema is not None:
             tensors.update(module_tensors("ema", self.ema.shadow))
-        optim_meta = {name: flatten_state(f"optim/{name}", o.state_dict(), tensors) for name, o in self.optimizers.items()}
-        scaler_meta = flatten_state("scaler", self.scaler.state_dict(), tensors) if self.scaler is not None else None
+        optim_meta = {
+            name: flatten_state(f"optim/{name}", o.state_dict(), tensors)
+            for name, o in self.optimizers.items()
+        }
+        scaler_meta = (
+            flatten_state("scaler", self.scaler.state_dict(), tensors)
+            if self.scaler is not None
+            else None
+        )
         rng = get_rng_state()
         for k, v in rng.pop("tensors").items():
             tensors[f"rng/{k}"] = v
@@ -339,9 +356,13 @@ class Trainer:
         if self.dist.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             tensors, meta = self._resume_state()
-            path = save_checkpoint(self.ckpt_dir / f"{RESUME_PREFIX}{self.step:09d}.safetensors", tensors, meta)
+            path = save_checkpoint(
+                self.ckpt_dir / f"{RESUME_PREFIX}{self.step:09d}.safetensors", tensors, meta
+            )
             tensors, meta = self._export_state()
-            save_checkpoint(self.ckpt_dir / f"{EXPORT_PREFIX}{self.step:09d}.safetensors", tensors, meta)
+            save_checkpoint(
+                self.ckpt_dir / f"{EXPORT_PREFIX}{self.step:09d}.safetensors", tensors, meta
+            )
             save_checkpoint(self.run_dir / "model.safetensors", tensors, meta)
             self._prune()
         barrier()
@@ -357,7 +378,9 @@ class Trainer:
         """Restore everything from a resume checkpoint: exact continuation."""
         tensors, meta = load_checkpoint(path)
         if meta.get("kind") != "resume":
-            raise CheckpointError(f"{path} is a {meta.get('kind')} checkpoint; --resume needs a resume_*.safetensors")
+            raise CheckpointError(
+                f"{path} is a {meta.get('kind')} checkpoint; --resume needs a resume_*.safetensors"
+            )
         if set(meta["models"]) != set(self.models):
             raise CheckpointError(
                 f"{path} holds models {sorted(meta['models'])} but this run builds {sorted(self.models)}"
@@ -412,7 +435,9 @@ class Trainer:
         self.rollbacks = rollbacks
         self._set_lr_scale(scale)
         self.bad_in_a_row = 0
-        self.tracker.log_scalars(self.step, {"guard/rollback": float(rollbacks), "guard/lr_scale": scale})
+        self.tracker.log_scalars(
+            self.step, {"guard/rollback": float(rollbacks), "guard/lr_scale": scale}
+        )
 
     def _set_lr_scale(self, scale: float) -> None:
         for o in self.optimizers.values():
@@ -450,7 +475,11 @@ class Trainer:
         start_step, t0 = self.step, time.perf_counter()
         stopped = "completed"
         progress = _progress_bar(self.progress)
-        task = progress.add_task("train", total=self.steps, completed=self.step, losses="", rate="") if progress else None
+        task = (
+            progress.add_task("train", total=self.steps, completed=self.step, losses="", rate="")
+            if progress
+            else None
+        )
         try:
             with self._signals(), progress or contextlib.nullcontext():
                 while self.step < self.steps:
@@ -458,7 +487,9 @@ class Trainer:
                     if logs.pop("_bad"):
                         self.bad_in_a_row += 1
                         self.skipped_steps += 1
-                        self.tracker.log_scalars(self.step, {"guard/skipped": float(self.skipped_steps)})
+                        self.tracker.log_scalars(
+                            self.step, {"guard/skipped": float(self.skipped_steps)}
+                        )
                         if self.bad_in_a_row >= self.nan_max_consecutive:
                             self._rollback()
                             continue
@@ -467,12 +498,22 @@ class Trainer:
                     self.step += 1
                     if self.step % self.log_every == 0 or self.step == self.steps:
                         self.tracker.log_scalars(self.step, logs)
-                    if self.setup.image_fn is not None and self.step % self.image_every == 0 and self.dist.is_main:
+                    if (
+                        self.setup.image_fn is not None
+                        and self.step % self.image_every == 0
+                        and self.dist.is_main
+                    ):
                         self._log_images()
                     if progress:
-                        shown = "  ".join(f"{k.split('/')[0][:3]}={v:.3g}" for k, v in logs.items() if k.endswith("/loss"))
+                        shown = "  ".join(
+                            f"{k.split('/')[0][:3]}={v:.3g}"
+                            for k, v in logs.items()
+                            if k.endswith("/loss")
+                        )
                         rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
-                        progress.update(task, completed=self.step, losses=shown, rate=f"{rate:.2f} it/s")
+                        progress.update(
+                            task, completed=self.step, losses=shown, rate=f"{rate:.2f} it/s"
+                        )
                     if self.step % self.checkpoint_every == 0 and self.step < self.steps:
                         self.save()
                     if self._stop_signal is not None:
@@ -481,7 +522,10 @@ class Trainer:
                             f"received signal {self._stop_signal} at step {self.step}: resume checkpoint written; "
                             "continue with --resume auto"
                         )
-                    if self.time_limit_s is not None and time.perf_counter() - t0 > self.time_limit_s:
+                    if (
+                        self.time_limit_s is not None
+                        and time.perf_counter() - t0 > self.time_limit_s
+                    ):
                         stopped = "time_limit"
                         break
             self.save()
@@ -502,7 +546,9 @@ class Trainer:
     @torch.no_grad()
     def _log_images(self) -> None:
         batch = self._peek_batch()
-        images = self.setup.image_fn({**self.models, "ema": self.ema.shadow if self.ema else None}, batch)
+        images = self.setup.image_fn(
+            {**self.models, "ema": self.ema.shadow if self.ema else None}, batch
+        )
         if images is not None and math.prod(images.shape) > 0:
             self.tracker.log_images(self.step, "samples", images.float().cpu())
 
@@ -510,13 +556,22 @@ class Trainer:
         """A fixed batch for image logs, drawn outside the training stream."""
         items = [self.setup.dataset[i] for i in range(min(4, self.batch_size))]
         collate = self.setup.collate_fn or torch.utils.data.default_collate
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in collate(items).items()}
+        return {
+            k: v.to(self.device) if torch.is_tensor(v) else v for k, v in collate(items).items()
+        }
 
 
 def _progress_bar(enabled: bool):
     if not enabled:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"),

@@ -1,0 +1,712 @@
+"""Streaming verification metrics for downscaling ensembles.
+
+Every metric is a class with ``update(truth, forecast, valid)`` (call it once
+per time step or chunk of time steps) and ``finalize() -> dict``; its state is
+a handful of float64 sums, so a dataset never has to fit in memory, and
+``merge(other)`` adds the sums of another instance (other ranks or workers).
+Each class is registered by name in :data:`geogan.core.registry.METRICS`.
+
+Inputs of ``update`` (numpy arrays, physical units, e.g. mm/h):
+
+- ``truth``: ``[T, H, W]`` (or ``[H, W]``), may hold NaN outside ``valid``;
+- ``forecast``: ``[M, T, H, W]`` ensemble of M members, or ``[T, H, W]``
+  deterministic (treated as a 1-member ensemble);
+- ``valid``: ``[T, H, W]`` bool scoring mask (default: finite truth). Metrics
+  only look at these pixels; the forecast must be finite on them.
+
+Scalars in the ``finalize`` dict go into the report table; lists and nested
+dicts are curves for plots (rank histograms, spectra, FSS per scale).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from geogan.core.errors import ConfigError, DataError
+from geogan.core.registry import METRICS
+
+__all__ = [
+    "CRPS",
+    "FSS",
+    "RAPSD",
+    "EnsembleMeanErrors",
+    "PooledCRPS",
+    "RankHistogram",
+    "SpreadSkill",
+    "StreamingMetric",
+    "crps_ensemble",
+    "log_spectral_distance",
+    "prepare",
+    "rapsd",
+]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def prepare(
+    truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check shapes and return ``(truth [T,H,W], forecast [M,T,H,W], valid [T,H,W] bool)``.
+
+    Raises :class:`DataError` on mismatched shapes, on a ``valid`` pixel whose
+    truth is not finite, or on a forecast that is not finite on a valid pixel.
+    """
+    truth = np.asarray(truth)
+    forecast = np.asarray(forecast)
+    if truth.ndim == 2:
+        truth = truth[None]
+        forecast = forecast[..., None, :, :] if forecast.ndim in (2, 3) else forecast
+        valid = None if valid is None else np.asarray(valid)[None]
+    if truth.ndim != 3:
+        raise DataError(f"truth must be [T, H, W] or [H, W], got shape {truth.shape}")
+    if forecast.ndim == 3:
+        forecast = forecast[None]
+    if forecast.ndim != 4 or forecast.shape[1:] != truth.shape:
+        raise DataError(
+            f"forecast must be [M, T, H, W] or [T, H, W] matching truth {truth.shape}, "
+            f"got shape {forecast.shape}"
+        )
+    if valid is None:
+        valid = np.isfinite(truth)
+    else:
+        valid = np.asarray(valid)
+        if valid.shape != truth.shape:
+            raise DataError(
+                f"valid mask must have the truth's shape {truth.shape}, got {valid.shape}"
+            )
+        if valid.dtype != bool:
+            valid = valid.astype(bool)
+        if not np.isfinite(truth[valid]).all():
+            raise DataError(
+                "the valid mask marks pixels where the truth is NaN; AND it with isfinite(truth)"
+            )
+    if not np.isfinite(forecast[:, valid]).all():
+        raise DataError(
+            "a forecast is NaN/inf on pixels of the scoring mask; every method must be scored on the "
+            "same pixels, so remove them from the mask (evaluation.evaluate.scoring_mask) or fill them"
+        )
+    return truth, forecast, valid
+
+
+def crps_ensemble(
+    members: np.ndarray, obs: np.ndarray, *, member_axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise ensemble CRPS, ``(ecdf, fair)``, computed with ``scores.probability.crps_for_ensemble``.
+
+    ``members``: ``[M, ...]`` (member axis ``member_axis``), ``obs``: the other
+    axes; returns two arrays shaped like ``obs`` in the data's units.
+
+    ecdf (``method="ecdf"`` in scores, the headline): the exact CRPS of the
+    empirical CDF of the M members,
+    ``mean_i |x_i - y| - sum_ij |x_i - x_j| / (2 M^2)``.
+    fair (Ferro 2014): the same with ``2 M (M - 1)`` in the denominator, an
+    unbiased estimate of the CRPS of the distribution the members are drawn
+    from. For M = 1 both reduce to ``|x - y|`` (no pairs: the spread term is 0).
+    """
+    import scores.probability  # imported here: it takes seconds, and only CRPS needs it
+    import xarray as xr
+
+    members = np.moveaxis(np.asarray(members, dtype=np.float64), member_axis, 0)
+    obs = np.asarray(obs, dtype=np.float64)
+    m = members.shape[0]
+    dims = [f"d{i}" for i in range(obs.ndim)]
+    out = scores.probability.crps_for_ensemble(
+        xr.DataArray(members, dims=["member", *dims]),
+        xr.DataArray(obs, dims=dims),
+        "member",
+        method="ecdf",
+        preserve_dims="all",
+        include_components=True,
+    )
+    ecdf = out.sel(component="total").transpose(*dims).values
+    spread = out.sel(component="spread").transpose(*dims).values  # sum_ij |x_i - x_j| / (2 M^2)
+    # fair = mean|x - y| - spread * M / (M - 1) = ecdf - spread / (M - 1)
+    fair = ecdf - spread / (m - 1) if m > 1 else ecdf.copy()
+    return ecdf, fair
+
+
+# --------------------------------------------------------------------------- base
+
+
+class StreamingMetric:
+    """Base class: float64 sums in ``self.state``; ``merge`` adds them elementwise."""
+
+    name: ClassVar[str] = ""
+    #: needs at least 2 members (rank histogram, spread-skill)
+    needs_ensemble: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.state: dict[str, np.ndarray] = {}
+        self.members: int | None = None
+
+    def _check_members(self, m: int) -> None:
+        if self.members is None:
+            if self.needs_ensemble and m < 2:
+                raise DataError(
+                    f"metric {self.name!r} needs an ensemble of at least 2 members, got {m}"
+                )
+            self.members = m
+        elif m != self.members:
+            raise DataError(
+                f"metric {self.name!r} got {m} members after {self.members} in earlier updates"
+            )
+
+    def _add(self, key: str, value: Any) -> None:
+        value = np.asarray(value, dtype=np.float64)
+        if key in self.state:
+            self.state[key] = self.state[key] + value
+        else:
+            self.state[key] = value.copy()
+
+    def update(
+        self, truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray | None = None
+    ) -> None:
+        """Add one chunk: truth ``[T,H,W]``, forecast ``[M,T,H,W]`` or ``[T,H,W]``, valid ``[T,H,W]``."""
+        truth, forecast, valid = prepare(truth, forecast, valid)
+        self._check_members(forecast.shape[0])
+        self._update(truth, forecast, valid)
+
+    def _update(self, truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: StreamingMetric) -> None:
+        """Add the sums of ``other`` (same class and settings, e.g. from another rank)."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        if other.members is not None:
+            self._check_members(other.members)
+        for key, value in other.state.items():
+            self._add(key, value)
+
+    def finalize(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _get(self, key: str) -> np.ndarray:
+        if key not in self.state:
+            raise DataError(
+                f"metric {self.name!r} has no data: call update() with valid pixels first"
+            )
+        return self.state[key]
+
+
+def _summed_area(x: np.ndarray) -> np.ndarray:
+    """Summed-area table ``[..., H + 1, W + 1]`` (float64, zero first row and column) of ``x [..., H, W]``."""
+    h, w = x.shape[-2:]
+    table = np.zeros((*x.shape[:-2], h + 1, w + 1), dtype=np.float64)
+    table[..., 1:, 1:] = np.cumsum(np.cumsum(x, axis=-2, dtype=np.float64), axis=-1)
+    return table
+
+
+def _rect_sums(
+    table: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray
+) -> np.ndarray:
+    """Sums over rectangles ``[r0, r1) x [c0, c1)`` (outer product of row and column ranges)."""
+    r0, r1 = r0[:, None], r1[:, None]
+    c0, c1 = c0[None, :], c1[None, :]
+    return table[..., r1, c1] - table[..., r0, c1] - table[..., r1, c0] + table[..., r0, c0]
+
+
+def _window_sums(x: np.ndarray, k: int, stride: int) -> np.ndarray:
+    """Sums of ``x [..., H, W]`` over ``k x k`` windows at ``stride`` (no padding)."""
+    h, w = x.shape[-2:]
+    r0 = np.arange(0, h - k + 1, stride)
+    c0 = np.arange(0, w - k + 1, stride)
+    return _rect_sums(_summed_area(x), r0, r0 + k, c0, c0 + k)
+
+
+def _safe_div(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------- CRPS
+
+
+@METRICS.register("crps")
+class CRPS(StreamingMetric):
+    """Pixelwise ensemble CRPS over valid pixels, mean over all (time, pixel) pairs.
+
+    Returns ``crps`` (ecdf estimator, headline), ``crps_fair`` (Ferro's fair
+    estimator), ``n_valid``; see :func:`crps_ensemble`. A deterministic forecast
+    gets its MAE for both.
+    """
+
+    name = "crps"
+
+    def _update(self, truth, forecast, valid):
+        if not valid.any():
+            return
+        ecdf, fair = crps_ensemble(forecast[:, valid], truth[valid])
+        self._add("ecdf", ecdf.sum())
+        self._add("fair", fair.sum())
+        self._add("n", valid.sum())
+
+    def finalize(self):
+        n = float(self._get("n"))
+        return {
+            "crps": _safe_div(self.state["ecdf"], n),
+            "crps_fair": _safe_div(self.state["fair"], n),
+            "n_valid": int(n),
+        }
+
+
+@METRICS.register("pooled_crps")
+class PooledCRPS(StreamingMetric):
+    """CRPS of spatially average-pooled fields.
+
+    Truth and every member are averaged over ``k x k`` windows moved by
+    ``stride`` (no padding; ``(k, stride)`` pairs from ``EvaluateConfig.pool_windows``),
+    then the ensemble CRPS is computed on the pooled values. A window is scored
+    only if at least ``min_valid_fraction`` of its pixels are valid (default
+    1.0: only fully valid windows, so no pooled value mixes in unobserved
+    pixels); its pooled values are the means over its valid pixels.
+
+    Returns ``crps_pool{k}s{stride}`` (ecdf), ``crps_fair_pool{k}s{stride}``, ``n_pool{k}s{stride}``.
+    """
+
+    name = "pooled_crps"
+
+    def __init__(
+        self,
+        *,
+        windows: Sequence[tuple[int, int]] = ((4, 2), (16, 4)),
+        min_valid_fraction: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.windows = [(int(k), int(s)) for k, s in windows]
+        if not 0 < min_valid_fraction <= 1:
+            raise ConfigError(f"min_valid_fraction must be in (0, 1], got {min_valid_fraction}")
+        self.min_valid_fraction = float(min_valid_fraction)
+
+    @staticmethod
+    def pool(
+        x: np.ndarray, valid: np.ndarray, k: int, stride: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Masked window means of ``x [..., H, W]`` over ``k x k`` windows every ``stride`` pixels.
+
+        Returns ``(means [..., h', w'], valid fraction [..., h', w'])`` with
+        ``h' = (H - k) // stride + 1``; a window without valid pixels has mean NaN.
+        """
+        count = _window_sums(np.asarray(valid, dtype=np.float64), k, stride)
+        total = _window_sums(np.where(valid, x, 0.0), k, stride)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / count, count / (k * k)
+
+    def _update(self, truth, forecast, valid):
+        h, w = truth.shape[-2:]
+        for k, s in self.windows:
+            if k > h or k > w:
+                raise ConfigError(
+                    f"pool window {k} is larger than the field ({h} x {w}); remove it from pool_windows"
+                )
+            pooled_truth, frac = self.pool(truth, valid, k, s)
+            pooled_fc, _ = self.pool(forecast, valid, k, s)
+            keep = frac >= self.min_valid_fraction - 1e-9
+            tag = f"pool{k}s{s}"
+            self._add(f"n_{tag}", keep.sum())
+            if keep.any():
+                ecdf, fair = crps_ensemble(pooled_fc[:, keep], pooled_truth[keep])
+                self._add(f"ecdf_{tag}", ecdf.sum())
+                self._add(f"fair_{tag}", fair.sum())
+            else:
+                self._add(f"ecdf_{tag}", 0.0)
+                self._add(f"fair_{tag}", 0.0)
+
+    def finalize(self):
+        out: dict[str, Any] = {}
+        for k, s in self.windows:
+            tag = f"pool{k}s{s}"
+            n = float(self._get(f"n_{tag}"))
+            out[f"crps_{tag}"] = _safe_div(self.state[f"ecdf_{tag}"], n)
+            out[f"crps_fair_{tag}"] = _safe_div(self.state[f"fair_{tag}"], n)
+            out[f"n_{tag}"] = int(n)
+        return out
+
+
+# --------------------------------------------------------------------------- rank histogram
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """Counter-based hash of uint64 keys (SplitMix64 finaliser): same key -> same value."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+@METRICS.register("rank_histogram")
+class RankHistogram(StreamingMetric):
+    """Rank histogram (Talagrand diagram) with M + 1 bins, over valid pixels.
+
+    The rank of the truth is the number of members strictly below it. Ties
+    (members equal to the truth, e.g. zero rain) are broken by assigning a rank
+    uniformly at random among the ``n_equal + 1`` tied positions
+    (``ties="random"``, Hamill 2001). The random draw is a hash of
+    ``(seed, global time index, row, column)``, so the result does not depend on
+    how the data are chunked. ``ties="split"`` instead spreads weight
+    ``1 / (n_equal + 1)`` over the tied ranks (the expectation of the random
+    rule; what ``scores.probability.rank_histogram`` does).
+
+    Two histograms: over all valid pixels, and ``_nonzero`` excluding pixels
+    where the truth and every member are ``<= dry_threshold`` (ties at zero rain
+    that say nothing about calibration).
+
+    Returns ``rank_histogram`` (normalised frequencies, list of M + 1),
+    ``rank_max_ratio`` / ``rank_min_ratio`` = max / min frequency divided by
+    the uniform ``1 / (M + 1)`` (1 and 1 when flat), the same with
+    ``_nonzero``, and the pixel counts.
+    """
+
+    name = "rank_histogram"
+    needs_ensemble = True
+
+    def __init__(
+        self,
+        *,
+        ties: Literal["random", "split"] = "random",
+        dry_threshold: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if ties not in ("random", "split"):
+            raise ConfigError(f"ties must be 'random' or 'split', got {ties!r}")
+        self.ties = ties
+        self.dry_threshold = float(dry_threshold)
+        self.seed = int(seed)
+        self._t = 0  # global time index of the next update, for chunk-independent tie breaking
+
+    def _uniform(self, shape: tuple[int, int, int]) -> np.ndarray:
+        t, h, w = shape
+        tt = np.arange(self._t, self._t + t, dtype=np.uint64)[:, None, None]
+        yy = np.arange(h, dtype=np.uint64)[None, :, None]
+        xx = np.arange(w, dtype=np.uint64)[None, None, :]
+        with np.errstate(over="ignore"):
+            key = _splitmix64(np.uint64(self.seed & 0xFFFFFFFFFFFFFFFF)) ^ (
+                (tt * np.uint64(h) + yy) * np.uint64(w) + xx
+            )
+        return (_splitmix64(key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+    def _histogram(self, below: np.ndarray, equal: np.ndarray, u: np.ndarray, m: int) -> np.ndarray:
+        if self.ties == "random":
+            rank = below + np.minimum(np.floor(u * (equal + 1)).astype(np.int64), equal)
+            return np.bincount(rank, minlength=m + 1).astype(np.float64)
+        weight = 1.0 / (equal + 1)
+        diff = np.bincount(below, weights=weight, minlength=m + 2) - np.bincount(
+            below + equal + 1, weights=weight, minlength=m + 2
+        )
+        return np.cumsum(diff)[: m + 1]
+
+    def _update(self, truth, forecast, valid):
+        m = forecast.shape[0]
+        u = self._uniform(truth.shape)[valid]
+        self._t += truth.shape[0]
+        fc = forecast[:, valid]
+        obs = truth[valid]
+        below = (fc < obs).sum(axis=0)
+        equal = (fc == obs).sum(axis=0)
+        self._add("all", self._histogram(below, equal, u, m))
+        wet = (obs > self.dry_threshold) | (fc > self.dry_threshold).any(axis=0)
+        self._add("nonzero", self._histogram(below[wet], equal[wet], u[wet], m))
+
+    def merge(self, other):
+        super().merge(other)
+        self._t += other._t
+
+    def finalize(self):
+        m = int(self.members or 0)
+        out: dict[str, Any] = {}
+        for key, suffix in (("all", ""), ("nonzero", "_nonzero")):
+            counts = self._get(key)
+            total = counts.sum()
+            freq = counts / total if total > 0 else np.full(m + 1, np.nan)
+            out[f"rank_histogram{suffix}"] = freq.tolist()
+            out[f"rank_max_ratio{suffix}"] = float(freq.max() * (m + 1))
+            out[f"rank_min_ratio{suffix}"] = float(freq.min() * (m + 1))
+            out[f"rank_n{suffix}"] = int(round(total))
+        return out
+
+
+# --------------------------------------------------------------------------- spread-skill
+
+
+@METRICS.register("spread_skill")
+class SpreadSkill(StreamingMetric):
+    """Spread-skill ratio with the finite-ensemble correction (Fortin et al. 2014).
+
+    ``SSR = sqrt((M + 1) / M * mean(s^2)) / sqrt(mean((xbar - y)^2))`` where
+    ``s^2`` is the unbiased (ddof = 1) variance of the M members at a pixel,
+    ``xbar`` their mean and the means run over all valid (time, pixel) pairs.
+    For an ensemble whose members and truth are exchangeable draws from the
+    same distribution, ``E[(xbar - y)^2] = (M + 1) / M * E[s^2]``, so SSR -> 1;
+    < 1 is under-dispersive, > 1 over-dispersive.
+
+    Returns ``ssr``, ``spread`` (``sqrt(mean s^2)``, uncorrected) and
+    ``ensemble_mean_rmse``.
+    """
+
+    name = "spread_skill"
+    needs_ensemble = True
+
+    def _update(self, truth, forecast, valid):
+        fc = forecast[:, valid].astype(np.float64)
+        self._add("var", fc.var(axis=0, ddof=1).sum())
+        self._add("se", ((fc.mean(axis=0) - truth[valid]) ** 2).sum())
+        self._add("n", valid.sum())
+
+    def finalize(self):
+        m = int(self.members or 0)
+        n = float(self._get("n"))
+        mean_var = _safe_div(self.state["var"], n)
+        mse = _safe_div(self.state["se"], n)
+        return {
+            "ssr": _safe_div(math.sqrt((m + 1) / m * mean_var), math.sqrt(mse)),
+            "spread": math.sqrt(mean_var),
+            "ensemble_mean_rmse": math.sqrt(mse),
+        }
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@METRICS.register("ensemble_mean_errors")
+class EnsembleMeanErrors(StreamingMetric):
+    """Bias (mean error, forecast - truth), RMSE and MAE of the ensemble mean over valid pixels.
+
+    For a deterministic forecast the "ensemble mean" is the forecast itself.
+    Returns ``bias``, ``rmse``, ``mae`` in the data's units.
+    """
+
+    name = "ensemble_mean_errors"
+
+    def _update(self, truth, forecast, valid):
+        err = forecast[:, valid].astype(np.float64).mean(axis=0) - truth[valid]
+        self._add("sum", err.sum())
+        self._add("sq", (err**2).sum())
+        self._add("abs", np.abs(err).sum())
+        self._add("n", err.size)
+
+    def finalize(self):
+        n = float(self._get("n"))
+        return {
+            "bias": _safe_div(self.state["sum"], n),
+            "rmse": math.sqrt(_safe_div(self.state["sq"], n)),
+            "mae": _safe_div(self.state["abs"], n),
+        }
+
+
+# --------------------------------------------------------------------------- RAPSD
+
+
+def _radial_bins(h: int, w: int) -> tuple[np.ndarray, int]:
+    """Integer radial wavenumber of every 2-D FFT bin ``[H, W]`` and the number of bins kept.
+
+    The wavenumber is ``L * sqrt(fy^2 + fx^2)`` with ``f`` in cycles per pixel
+    (``numpy.fft.fftfreq``) and ``L = max(H, W)``: cycles per domain length on
+    square fields (pysteps' convention), rounded to the nearest integer. Bins
+    ``0 .. L // 2`` are kept (up to the Nyquist wavenumber); the corners beyond
+    it are dropped.
+    """
+    length = max(h, w)
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[None, :]
+    k = np.rint(length * np.sqrt(fy**2 + fx**2)).astype(np.int64)
+    return k, length // 2 + 1
+
+
+def rapsd(fields: np.ndarray, valid: np.ndarray | None = None, *, fill: str = "mean") -> np.ndarray:
+    """Radially averaged power spectral density, averaged over fields.
+
+    ``fields [..., H, W]`` (any leading axes are fields to average over);
+    ``valid`` (broadcastable to ``fields``) marks pixels to keep: the others are
+    replaced by the field's mean over valid pixels (``fill="mean"``) or by 0
+    (``fill="zero"``) before the FFT. Power is ``|FFT|^2 / (H W)`` (so white
+    noise of variance s^2 has a flat spectrum equal to s^2), averaged over the
+    FFT bins of each integer radial wavenumber ``k = 0 .. max(H, W) // 2`` (see
+    :func:`_radial_bins`). Returns ``[max(H, W) // 2 + 1]`` in units^2.
+    """
+    fields = np.asarray(fields, dtype=np.float64)
+    h, w = fields.shape[-2:]
+    flat = fields.reshape(-1, h, w)
+    if valid is not None:
+        v = np.broadcast_to(np.asarray(valid, dtype=bool), fields.shape).reshape(-1, h, w)
+        if fill == "mean":
+            count = v.sum(axis=(-2, -1), keepdims=True)
+            mean = np.where(v, flat, 0.0).sum(axis=(-2, -1), keepdims=True) / np.maximum(count, 1)
+            flat = np.where(v, flat, mean)
+        elif fill == "zero":
+            flat = np.where(v, flat, 0.0)
+        else:
+            raise ConfigError(f"fill must be 'mean' or 'zero', got {fill!r}")
+    power = (np.abs(np.fft.fft2(flat)) ** 2).sum(axis=0) / (h * w * flat.shape[0])
+    k, nbins = _radial_bins(h, w)
+    keep = k < nbins
+    total = np.bincount(k[keep], weights=power[keep], minlength=nbins)
+    count = np.bincount(k[keep], minlength=nbins)
+    return total / np.maximum(count, 1)
+
+
+def log_spectral_distance(p_model: np.ndarray, p_truth: np.ndarray, k_min: int = 1) -> float:
+    """LSD in dB: ``sqrt(mean_k (10 log10(P_model(k) / P_truth(k)))^2)`` over ``k >= k_min``.
+
+    Bins where either power is 0 (e.g. empty fields) are skipped.
+    """
+    p_model = np.asarray(p_model, dtype=np.float64)[k_min:]
+    p_truth = np.asarray(p_truth, dtype=np.float64)[k_min:]
+    ok = (p_model > 0) & (p_truth > 0)
+    if not ok.any():
+        return float("nan")
+    db = 10.0 * np.log10(p_model[ok] / p_truth[ok])
+    return float(np.sqrt(np.mean(db**2)))
+
+
+@METRICS.register("rapsd")
+class RAPSD(StreamingMetric):
+    """RAPSD of forecast and truth fields, averaged over times (and members), and their LSD.
+
+    Each ``[H, W]`` field has its invalid pixels filled (``fill="mean"``: the
+    field's mean over valid pixels, ``"zero"``: 0; the same mask for truth and
+    forecasts, so the mask's imprint on the spectrum is shared) and its spectrum
+    computed by :func:`rapsd`. The forecast spectrum averages all M x T member
+    fields; the truth spectrum the T truth fields.
+
+    Returns ``lsd_db`` (log-spectral distance, dB, over ``k >= 1``; see
+    :func:`log_spectral_distance`) and curves ``rapsd_k`` (wavenumber,
+    cycles per domain), ``rapsd`` and ``rapsd_truth`` (units^2).
+    """
+
+    name = "rapsd"
+
+    def __init__(self, *, fill: Literal["mean", "zero"] = "mean") -> None:
+        super().__init__()
+        if fill not in ("mean", "zero"):
+            raise ConfigError(f"fill must be 'mean' or 'zero', got {fill!r}")
+        self.fill = fill
+
+    def _update(self, truth, forecast, valid):
+        m, t = forecast.shape[:2]
+        self._add("forecast", rapsd(forecast, valid[None], fill=self.fill) * (m * t))
+        self._add("n_forecast", m * t)
+        self._add("truth", rapsd(truth, valid, fill=self.fill) * t)
+        self._add("n_truth", t)
+
+    def finalize(self):
+        p_fc = self._get("forecast") / self.state["n_forecast"]
+        p_truth = self.state["truth"] / self.state["n_truth"]
+        return {
+            "lsd_db": log_spectral_distance(p_fc, p_truth),
+            "rapsd_k": np.arange(p_fc.size).tolist(),
+            "rapsd": p_fc.tolist(),
+            "rapsd_truth": p_truth.tolist(),
+        }
+
+
+# --------------------------------------------------------------------------- FSS
+
+
+def _box_sum(x: np.ndarray, n: int) -> np.ndarray:
+    """Sum of ``x [..., H, W]`` over the ``n x n`` window of each pixel, truncated at the edges.
+
+    The window of pixel ``i`` covers ``[i - n // 2, i - n // 2 + n)`` on each axis
+    (centred for odd ``n``; one pixel more before than after for even ``n``);
+    outside the field counts as 0. Summed-area table in float64.
+    """
+    h, w = x.shape[-2:]
+    r0 = np.clip(np.arange(h) - n // 2, 0, h)
+    c0 = np.clip(np.arange(w) - n // 2, 0, w)
+    r1 = np.clip(np.arange(h) - n // 2 + n, 0, h)
+    c1 = np.clip(np.arange(w) - n // 2 + n, 0, w)
+    return _rect_sums(_summed_area(x), r0, r1, c0, c1)
+
+
+def neighbourhood_fractions(
+    binary: np.ndarray, valid: np.ndarray, n: int, valid_count: np.ndarray | None = None
+) -> np.ndarray:
+    """Fraction of valid pixels in each ``n x n`` window where ``binary [..., H, W]`` holds.
+
+    ``binary`` may be fractional (an ensemble exceedance probability). Only
+    valid pixels count, in the numerator and the denominator, so missing data
+    and the field's edges shrink the window instead of counting as "no event".
+    Pixels whose window has no valid pixel get 0. ``valid_count``: the
+    precomputed ``_box_sum(valid, n)`` (shared by every threshold).
+    """
+    num = _box_sum(np.where(valid, binary, 0.0), n)
+    den = _box_sum(valid.astype(np.float64), n) if valid_count is None else valid_count
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+@METRICS.register("fss")
+class FSS(StreamingMetric):
+    """Ensemble fractions skill score (Roberts and Lean 2008) at several thresholds and scales.
+
+    Per time step: observed event field ``O = truth > thr``; forecast
+    probability ``F`` = fraction of members ``> thr`` (0 or 1 for a deterministic
+    forecast). Neighbourhood fractions ``Po``, ``Pf`` are the means of ``O``,
+    ``F`` over the valid pixels of the ``n x n`` window around each pixel (see
+    :func:`neighbourhood_fractions`). Summed over valid pixels and all times:
+    ``FSS = 1 - sum (Pf - Po)^2 / (sum Pf^2 + sum Po^2)`` (NaN when neither
+    has an event). Also ``fss_useful`` = ``0.5 + f0 / 2`` per threshold, with
+    ``f0`` the observed base rate (the "useful" skill level).
+
+    Returns flat scalars ``fss_{thr:g}_{n}px`` and the curve ``fss`` =
+    ``{"thresholds": [...], "scales": [...], "values": [[per scale] per threshold],
+    "useful": [per threshold]}``.
+    """
+
+    name = "fss"
+
+    def __init__(
+        self,
+        *,
+        thresholds: Sequence[float] = (0.1, 1.0, 5.0),
+        scales: Sequence[int] = (1, 4, 16, 32),
+    ) -> None:
+        super().__init__()
+        self.thresholds = [float(t) for t in thresholds]
+        self.scales = [int(s) for s in scales]
+        if any(s < 1 for s in self.scales):
+            raise ConfigError(f"FSS scales must be positive pixel counts, got {self.scales}")
+
+    def _update(self, truth, forecast, valid):
+        shape = (len(self.thresholds), len(self.scales))
+        diff, f2, o2 = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        events = np.zeros(len(self.thresholds))
+        counts = {n: _box_sum(valid.astype(np.float64), n) for n in self.scales}
+        for i, thr in enumerate(self.thresholds):
+            obs = (np.where(valid, truth, -np.inf) > thr).astype(np.float64)
+            prob = (np.where(valid[None], forecast, -np.inf) > thr).mean(axis=0, dtype=np.float64)
+            events[i] = obs.sum()
+            for j, n in enumerate(self.scales):
+                po = neighbourhood_fractions(obs, valid, n, counts[n])[valid]
+                pf = neighbourhood_fractions(prob, valid, n, counts[n])[valid]
+                diff[i, j] = ((pf - po) ** 2).sum()
+                f2[i, j] = (pf**2).sum()
+                o2[i, j] = (po**2).sum()
+        self._add("diff", diff)
+        self._add("f2", f2)
+        self._add("o2", o2)
+        self._add("events", events)
+        self._add("n", valid.sum())
+
+    def finalize(self):
+        diff, f2, o2 = self._get("diff"), self.state["f2"], self.state["o2"]
+        den = f2 + o2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(den > 0, 1.0 - diff / den, np.nan)
+        n = float(self.state["n"])
+        useful = [0.5 + _safe_div(e, n) / 2 for e in self.state["events"]]
+        out: dict[str, Any] = {}
+        for i, thr in enumerate(self.thresholds):
+            for j, s in enumerate(self.scales):
+                out[f"fss_{thr:g}_{s}px"] = float(values[i, j])
+        out["fss"] = {
+            "thresholds": self.thresholds,
+            "scales": self.scales,
+            "values": values.tolist(),
+            "useful": useful,
+        }
+        return out

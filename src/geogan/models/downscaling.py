@@ -1,0 +1,452 @@
+"""Recipe 1: the stochastic downscaling cGAN / VAE-GAN of Harris et al. (2022, ``dsrnngan``).
+
+Shapes (``dims=2``; with ``dims=3`` every spatial pair ``h, w`` becomes ``d, h, w``):
+
+- ``input``: low-resolution forecast fields ``[B, C_in, h, w]``
+- ``constants``: high-resolution constant fields (orography, land-sea mask)
+  ``[B, K, H, W]`` with ``H = h * factor``; ``K`` may be 0 (pass None or a
+  ``[B, 0, H, W]`` tensor)
+- ``noise``: ``[B, N, h, w]``, standard normal
+- generated / true image: ``[B, C_out, H, W]``
+
+``factor`` is the product of the per-stage resampling factors.
+
+Differences from ``dsrnngan`` (all deliberate):
+
+- The VAE-GAN decoder is the generator with ``latent_variables > 0``: it sees
+  the input and constants as well as the latent sample ``z`` (a conditional
+  VAE), where ``dsrnngan``'s decoder saw only ``z`` and the constants.
+- The critic's low-resolution stream takes the constants average-pooled to
+  low resolution (no parameters) rather than through strided convolutions.
+- Constants and the critic's high-resolution stream go down by "patchify"
+  convolutions (kernel = stride = stage factor), as ``dsrnngan`` does, so no
+  pixel is skipped even for factors larger than 3.
+- The critic ends with three residual blocks (as the paper describes; the code
+  had two) and a LeakyReLU between its dense layers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from geogan.core.errors import ConfigError, DataError
+from geogan.core.modules import register_model
+from geogan.models._shapes import check_factors, check_tensor
+from geogan.nn import Downsample, ResidualBlock, Upsample, check_dims, conv_nd, total_factor
+from geogan.nn.conv import PaddingModes, padding_modes
+
+ARCHS = {"normal": (False, 3), "forceconv": (True, 3), "forceconv-long": (True, 6)}
+"""arch -> (1x1 convolution on every skip, residual blocks before upsampling)."""
+OUTPUT_ACTIVATIONS = ("softplus", "linear")
+NEGATIVE_SLOPE = 0.2
+
+
+def _arch(arch: str) -> tuple[bool, int]:
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    return ARCHS[arch]
+
+
+def _check_count(value: int, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _patchify_down(
+    dims: int, in_channels: int, out_channels: int, factors: Sequence[int]
+) -> nn.Sequential:
+    """``[B, in, *n] -> [B, out, *(n / prod(factors))]``: one kernel=stride=factor conv per stage."""
+    layers: list[nn.Module] = []
+    for f in factors:
+        layers += [
+            conv_nd(dims, in_channels, out_channels, kernel_size=f, stride=f, padding="valid"),
+            nn.LeakyReLU(NEGATIVE_SLOPE),
+        ]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
+def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
+    """Global average pool ``[B, C, *n] -> [B, C]``."""
+    return x.mean(dim=tuple(range(2, x.ndim)))
+
+
+def _constants_or_none(constants: torch.Tensor | None, k: int, who: str) -> torch.Tensor | None:
+    if k == 0:
+        if constants is not None and constants.shape[1] != 0:
+            raise DataError(
+                f"{who}: got constants with {constants.shape[1]} channels but constant_channels=0"
+            )
+        return None
+    if constants is None:
+        raise DataError(f"{who}: constant_channels={k} but no constants were given")
+    return constants
+
+
+def sample_latent(
+    mean: torch.Tensor,
+    logvar: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Reparameterised VAE sample ``z = mean + exp(logvar / 2) * noise``, all ``[B, L, *n]``."""
+    if noise is None:
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + torch.exp(0.5 * logvar) * noise
+
+
+@register_model("downscaling_generator")
+class DownscalingGenerator(nn.Module):
+    """Generator ``(input, constants, noise) -> image [B, C_out, h * factor, w * factor]``.
+
+    Structure: constants -> patchify convs to low resolution (``filters``
+    channels); concatenate input, low-res constants and noise; 3 residual
+    blocks (6 for ``forceconv-long``); per upsampling factor: upsample, then a
+    residual block; concatenate the high-resolution constants; 3 residual
+    blocks; 1x1 conv to ``out_channels``; softplus (precipitation) or linear.
+
+    The upsampling stages have ``2 * filters`` channels except the last, which
+    has ``filters`` (``dsrnngan``'s choice, ``[128, 64]`` for factors ``[5, 2]``
+    in the paper): the early, coarser stages are cheap, and the last stage runs
+    at full resolution where width costs the most.
+
+    Args (keyword-only, JSON values):
+        in_channels: low-resolution input fields ``C_in``.
+        dims: 2 or 3 spatial axes.
+        constant_channels: high-resolution constant fields ``K`` (may be 0).
+        noise_channels: ``N`` noise channels; 0 gives the deterministic baseline.
+        out_channels: generated fields ``C_out``.
+        filters: base width.
+        arch: ``normal`` (identity skips where channels match), ``forceconv``
+            (1x1 conv on every skip) or ``forceconv-long`` (forceconv with 6
+            low-resolution blocks).
+        upsampling_factors: one factor per upsampling stage; their product is
+            the downscaling factor.
+        output_activation: ``softplus`` (non-negative) or ``linear``.
+        batch_norm: batch norm in the residual blocks.
+        padding_mode: padding of the 3x3 convs, or one mode per spatial axis.
+        latent_variables: > 0 makes this the VAE-GAN decoder, whose ``noise``
+            is the latent sample with ``latent_variables`` channels (replacing
+            ``noise_channels``).
+        upsampling_mode: ``bilinear`` (trilinear in 3D) or ``nearest``.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        dims: int = 2,
+        constant_channels: int = 0,
+        noise_channels: int = 4,
+        out_channels: int = 1,
+        filters: int = 64,
+        arch: str = "forceconv",
+        upsampling_factors: Sequence[int] = (2, 2),
+        output_activation: str = "softplus",
+        batch_norm: bool = False,
+        padding_mode: PaddingModes = "reflect",
+        latent_variables: int = 0,
+        upsampling_mode: str = "bilinear",
+    ) -> None:
+        super().__init__()
+        self.dims = check_dims(dims)
+        self.in_channels = _check_count(in_channels, "in_channels", 1)
+        self.constant_channels = _check_count(constant_channels, "constant_channels", 0)
+        self.out_channels = _check_count(out_channels, "out_channels", 1)
+        latent_variables = _check_count(latent_variables, "latent_variables", 0)
+        noise_channels = _check_count(noise_channels, "noise_channels", 0)
+        self.noise_channels = latent_variables if latent_variables > 0 else noise_channels
+        filters = _check_count(filters, "filters", 1)
+        factors = check_factors(upsampling_factors, "upsampling_factors")
+        self.factor = total_factor(factors)
+        force, n_low = _arch(arch)
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ConfigError(
+                f"unknown output_activation {output_activation!r}; choose one of {OUTPUT_ACTIVATIONS}"
+            )
+        padding_modes(padding_mode, dims)  # fail at construction, not at the first batch
+        block = functools.partial(
+            ResidualBlock,
+            dims,
+            batch_norm=batch_norm,
+            force_1x1_skip=force,
+            padding_mode=padding_mode,
+            negative_slope=NEGATIVE_SLOPE,
+        )
+        k = self.constant_channels
+
+        self.constants_down = _patchify_down(dims, k, filters, factors) if k else None
+        channels = self.in_channels + (filters if k else 0) + self.noise_channels
+        low = []
+        for _ in range(n_low):
+            low.append(block(channels, filters))
+            channels = filters
+        self.low_res = nn.Sequential(*low)
+
+        widths = [2 * filters] * (len(factors) - 1) + [filters]
+        stages = []
+        for f, width in zip(factors, widths):
+            stages += [Upsample(dims, f, upsampling_mode), block(channels, width)]
+            channels = width
+        self.upsampling = nn.Sequential(*stages)
+
+        self.high_res = nn.Sequential(
+            block(channels + k, filters), block(filters, filters), block(filters, filters)
+        )
+        self.output = conv_nd(dims, filters, self.out_channels, kernel_size=1)
+        self.activation = nn.Softplus() if output_activation == "softplus" else nn.Identity()
+
+    def noise_shape(self, input: torch.Tensor) -> tuple[int, ...]:
+        """Shape ``(B, N, *input spatial)`` of the noise for ``input [B, C_in, *n]``."""
+        return (input.shape[0], self.noise_channels, *input.shape[2:])
+
+    def forward(
+        self,
+        input: torch.Tensor,
+        constants: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``[B, C_in, *n]``, ``[B, K, *(n * factor)] | None``, ``[B, N, *n] | None`` -> ``[B, C_out, *(n * factor)]``.
+
+        When ``noise`` is None (and ``N > 0``) it is drawn from ``generator``
+        (or the global RNG); pass it explicitly for reproducible members.
+        """
+        who = type(self).__name__
+        check_tensor(input, who=who, name="input", dims=self.dims, channels=self.in_channels)
+        batch, low = input.shape[0], tuple(input.shape[2:])
+        high = tuple(n * self.factor for n in low)
+        constants = _constants_or_none(constants, self.constant_channels, who)
+        parts = [input]
+        if constants is not None:
+            check_tensor(
+                constants,
+                who=who,
+                name="constants",
+                dims=self.dims,
+                batch=batch,
+                channels=self.constant_channels,
+                spatial=high,
+            )
+            parts.append(self.constants_down(constants))
+        if self.noise_channels:
+            if noise is None:
+                noise = torch.randn(
+                    self.noise_shape(input),
+                    generator=generator,
+                    device=input.device,
+                    dtype=input.dtype,
+                )
+            check_tensor(
+                noise,
+                who=who,
+                name="noise",
+                dims=self.dims,
+                batch=batch,
+                channels=self.noise_channels,
+                spatial=low,
+            )
+            parts.append(noise)
+        elif noise is not None and noise.shape[1] != 0:
+            raise DataError(f"{who}: got noise but the model has noise_channels=0")
+        x = self.upsampling(self.low_res(torch.cat(parts, dim=1)))
+        if constants is not None:
+            x = torch.cat([x, constants], dim=1)
+        return self.activation(self.output(self.high_res(x)))
+
+
+@register_model("downscaling_critic")
+class DownscalingCritic(nn.Module):
+    """Critic ``(input, constants, image) -> score [B, 1]`` (raw, no sigmoid).
+
+    Two streams: a low-resolution one (input + constants average-pooled to low
+    resolution) and a high-resolution one (image + constants). For each
+    downsampling factor, the low stream passes a residual block and the high
+    stream a patchify conv (kernel = stride = factor) then a residual block.
+    The streams are concatenated, pass three residual blocks, a global average
+    pool and two dense layers (``filters -> filters -> 1``). Stage widths are
+    ``filters`` except the last, ``2 * filters`` (as ``dsrnngan``).
+
+    No batch norm by default: the WGAN-GP penalty assumes each sample's score
+    depends on that sample only.
+
+    Args (keyword-only, JSON values): ``in_channels`` (``C_in``), ``dims``,
+    ``constant_channels`` (``K``), ``out_channels`` (``C_out`` of the image),
+    ``filters``, ``downsampling_factors`` (product = downscaling factor),
+    ``arch``, ``batch_norm``, ``padding_mode`` as for
+    :class:`DownscalingGenerator`.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        dims: int = 2,
+        constant_channels: int = 0,
+        out_channels: int = 1,
+        filters: int = 128,
+        downsampling_factors: Sequence[int] = (2, 2),
+        arch: str = "forceconv",
+        batch_norm: bool = False,
+        padding_mode: PaddingModes = "reflect",
+    ) -> None:
+        super().__init__()
+        self.dims = check_dims(dims)
+        self.in_channels = _check_count(in_channels, "in_channels", 1)
+        self.constant_channels = _check_count(constant_channels, "constant_channels", 0)
+        self.out_channels = _check_count(out_channels, "out_channels", 1)
+        filters = _check_count(filters, "filters", 1)
+        factors = check_factors(downsampling_factors, "downsampling_factors")
+        self.factor = total_factor(factors)
+        force, _ = _arch(arch)
+        padding_modes(padding_mode, dims)
+        block = functools.partial(
+            ResidualBlock,
+            dims,
+            batch_norm=batch_norm,
+            force_1x1_skip=force,
+            padding_mode=padding_mode,
+            negative_slope=NEGATIVE_SLOPE,
+        )
+        k = self.constant_channels
+        self.constants_pool = Downsample(dims, self.factor) if k else None
+
+        widths = [filters] * (len(factors) - 1) + [2 * filters]
+        low_ch, high_ch = self.in_channels + k, self.out_channels + k
+        self.low_blocks = nn.ModuleList()
+        self.high_down = nn.ModuleList()
+        self.high_blocks = nn.ModuleList()
+        for f, width in zip(factors, widths):
+            self.low_blocks.append(block(low_ch, width))
+            self.high_down.append(_patchify_down(dims, high_ch, width, [f]))
+            self.high_blocks.append(block(width, width))
+            low_ch = high_ch = width
+        self.joint = nn.Sequential(
+            block(low_ch + high_ch, filters), block(filters, filters), block(filters, filters)
+        )
+        self.dense = nn.Sequential(
+            nn.Linear(filters, filters), nn.LeakyReLU(NEGATIVE_SLOPE), nn.Linear(filters, 1)
+        )
+
+    def forward(
+        self, input: torch.Tensor, constants: torch.Tensor | None, image: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, C_in, *n]``, ``[B, K, *(n * factor)] | None``, ``[B, C_out, *(n * factor)]`` -> ``[B, 1]``."""
+        who = type(self).__name__
+        check_tensor(input, who=who, name="input", dims=self.dims, channels=self.in_channels)
+        batch, low = input.shape[0], tuple(input.shape[2:])
+        high = tuple(n * self.factor for n in low)
+        check_tensor(
+            image,
+            who=who,
+            name="image",
+            dims=self.dims,
+            batch=batch,
+            channels=self.out_channels,
+            spatial=high,
+        )
+        constants = _constants_or_none(constants, self.constant_channels, who)
+        lo, hi = input, image
+        if constants is not None:
+            check_tensor(
+                constants,
+                who=who,
+                name="constants",
+                dims=self.dims,
+                batch=batch,
+                channels=self.constant_channels,
+                spatial=high,
+            )
+            lo = torch.cat([input, self.constants_pool(constants)], dim=1)
+            hi = torch.cat([image, constants], dim=1)
+        for low_block, down, high_block in zip(self.low_blocks, self.high_down, self.high_blocks):
+            lo = low_block(lo)
+            hi = high_block(down(hi))
+        x = self.joint(torch.cat([lo, hi], dim=1))
+        return self.dense(_spatial_mean(x))
+
+
+@register_model("downscaling_encoder")
+class DownscalingEncoder(nn.Module):
+    """VAE-GAN encoder ``(input, constants) -> (mean, logvar)``, each ``[B, L, *n]``.
+
+    Constants go to low resolution by patchify convs, are concatenated with the
+    input, pass three residual blocks, and two 1x1 convs give the mean and
+    log-variance of ``L = latent_variables`` latent maps at the input's
+    resolution. Sample with :func:`sample_latent` and decode with a
+    :class:`DownscalingGenerator` built with the same ``latent_variables``.
+
+    Args (keyword-only, JSON values): ``in_channels``, ``dims``,
+    ``constant_channels``, ``latent_variables``, ``filters``,
+    ``downsampling_factors`` (product = downscaling factor), ``padding_mode``,
+    ``arch``, ``batch_norm`` as for :class:`DownscalingGenerator`.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        dims: int = 2,
+        constant_channels: int = 0,
+        latent_variables: int = 1,
+        filters: int = 64,
+        downsampling_factors: Sequence[int] = (2, 2),
+        padding_mode: PaddingModes = "reflect",
+        arch: str = "forceconv",
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.dims = check_dims(dims)
+        self.in_channels = _check_count(in_channels, "in_channels", 1)
+        self.constant_channels = _check_count(constant_channels, "constant_channels", 0)
+        self.latent_variables = _check_count(latent_variables, "latent_variables", 1)
+        filters = _check_count(filters, "filters", 1)
+        factors = check_factors(downsampling_factors, "downsampling_factors")
+        self.factor = total_factor(factors)
+        force, _ = _arch(arch)
+        padding_modes(padding_mode, dims)
+        block = functools.partial(
+            ResidualBlock,
+            dims,
+            batch_norm=batch_norm,
+            force_1x1_skip=force,
+            padding_mode=padding_mode,
+            negative_slope=NEGATIVE_SLOPE,
+        )
+        k = self.constant_channels
+        self.constants_down = _patchify_down(dims, k, filters, factors) if k else None
+        channels = self.in_channels + (filters if k else 0)
+        self.blocks = nn.Sequential(
+            block(channels, filters), block(filters, filters), block(filters, filters)
+        )
+        self.mean = conv_nd(dims, filters, self.latent_variables, kernel_size=1)
+        self.logvar = conv_nd(dims, filters, self.latent_variables, kernel_size=1)
+
+    def forward(
+        self, input: torch.Tensor, constants: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, C_in, *n]``, ``[B, K, *(n * factor)] | None`` -> ``(mean, logvar)``, each ``[B, L, *n]``."""
+        who = type(self).__name__
+        check_tensor(input, who=who, name="input", dims=self.dims, channels=self.in_channels)
+        high = tuple(n * self.factor for n in input.shape[2:])
+        constants = _constants_or_none(constants, self.constant_channels, who)
+        x = input
+        if constants is not None:
+            check_tensor(
+                constants,
+                who=who,
+                name="constants",
+                dims=self.dims,
+                batch=input.shape[0],
+                channels=self.constant_channels,
+                spatial=high,
+            )
+            x = torch.cat([input, self.constants_down(constants)], dim=1)
+        x = self.blocks(x)
+        return self.mean(x), self.logvar(x)

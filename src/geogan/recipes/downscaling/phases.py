@@ -1,0 +1,151 @@
+"""Training phases of recipe 1: critic (WGAN-GP) and generator (adversarial + ensemble content loss).
+
+Batches are dataset items stacked: ``input [B, C_in, h, w]``, ``target [B, C_out, H, W]``,
+``constants [B, K, H, W]``, ``mask [B, 1, H, W]`` (1 = valid truth and input). Masked
+pixels are zero in ``target``; generated images are multiplied by the mask
+before the critic sees them, so the critic cannot tell real from fake by the
+masked area, and content losses ignore masked pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from geogan.losses.adversarial import get_adversarial
+from geogan.losses.content import crps_ensemble_loss, ensemble_mean_mse, kl_divergence, l2
+from geogan.losses.regularisers import gradient_penalty
+from geogan.models.downscaling import sample_latent
+from geogan.training.phases import StepContext
+
+NOISE_TAG, GP_TAG, LATENT_TAG = 0, 1, 2
+
+
+def _constants(batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    c = batch.get("constants")
+    return c if c is not None and c.shape[1] > 0 else None
+
+
+def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """``[B, ...] -> [k * B, ...]`` (member-major) so k members run in one forward pass."""
+    if x is None or k == 1:
+        return x
+    return x.repeat(k, *([1] * (x.ndim - 1)))
+
+
+def sample_members(
+    batch: dict[str, torch.Tensor], ctx: StepContext, mode: str, members: int, tag: int = NOISE_TAG
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``members`` generated images ``[members, B, C_out, H, W]`` and the KL term (vaegan) or None."""
+    g = ctx.models["generator"]
+    x, c = batch["input"], _constants(batch)
+    xr, cr = _repeat(x, members), _repeat(c, members)
+    kl = None
+    if mode == "vaegan":
+        mean, logvar = ctx.models["encoder"](x, c)
+        kl = kl_divergence(mean.float(), logvar.float())
+        eps = ctx.randn((members * x.shape[0], *mean.shape[1:]), tag=LATENT_TAG + 10 * tag)
+        z = sample_latent(
+            _repeat(mean, members), _repeat(logvar, members), noise=eps.to(mean.dtype)
+        )
+        fake = g(xr, cr, z)
+    elif mode == "det":
+        fake = g(xr, cr, None)
+    else:
+        noise = ctx.randn(g.noise_shape(xr), tag=tag) if g.noise_channels else None
+        fake = g(xr, cr, noise)
+    return fake.reshape(members, x.shape[0], *fake.shape[1:]), kl
+
+
+class CriticPhase:
+    """``critic_steps`` critic updates per step: adversarial critic loss + gradient penalty."""
+
+    name = "critic"
+    optimizer = "critic"
+    updates_ema = False
+
+    def __init__(self, *, repeats: int, mode: str, adversarial: str, gp_weight: float) -> None:
+        self.repeats = repeats
+        self.mode = mode
+        self.adversarial = get_adversarial(adversarial)
+        self.gp_weight = gp_weight
+
+    def loss(self, batch, ctx: StepContext):
+        d = ctx.models["critic"]
+        x, c, y, mask = batch["input"], _constants(batch), batch["target"], batch["mask"]
+        with ctx.autocast():
+            with torch.no_grad():
+                fake, _ = sample_members(batch, ctx, self.mode, 1)
+            fake = fake[0] * mask
+            real_s, fake_s = d(x, c, y), d(x, c, fake)
+            loss = self.adversarial.critic_loss(real_s, fake_s)
+        parts = {"wdist": (real_s.float().mean() - fake_s.float().mean()).detach()}
+        if self.gp_weight > 0:
+            with ctx.autocast():
+                gp = gradient_penalty(
+                    lambda im: d(x, c, im), y, fake, self.gp_weight, generator=ctx.rng(GP_TAG)
+                )
+            loss = loss + gp
+            parts["gp"] = gp.detach()
+        return loss, parts
+
+
+class GeneratorPhase:
+    """One generator update: adversarial loss on one member + weighted ensemble content loss."""
+
+    name = "generator"
+    optimizer = "generator"
+    updates_ema = True
+    repeats = 1
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        adversarial: str,
+        content_kind: str,
+        content_weight: float,
+        members: int,
+        kl_weight: float,
+        to_physical: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.mode = mode
+        self.adversarial = get_adversarial(adversarial) if mode != "det" else None
+        self.content_kind = "mse" if mode == "det" else content_kind
+        self.content_weight = 1.0 if mode == "det" else content_weight
+        self.members = 1 if mode == "det" or content_kind == "none" else members
+        if self.content_kind == "crps" and self.members < 2:
+            self.members = 2  # CRPS needs a spread
+        self.kl_weight = kl_weight
+        self.to_physical = to_physical
+
+    def loss(self, batch, ctx: StepContext):
+        x, c, y, mask = batch["input"], _constants(batch), batch["target"], batch["mask"]
+        parts: dict[str, torch.Tensor] = {}
+        with ctx.autocast():
+            fakes, kl = sample_members(batch, ctx, self.mode, self.members)
+            loss = torch.zeros((), device=y.device)
+            if self.adversarial is not None:
+                scores = ctx.models["critic"](x, c, fakes[0] * mask)
+                adv = self.adversarial.generator_loss(scores)
+                loss = loss + adv
+                parts["adv"] = adv.detach()
+        fakes, target = fakes.float(), y.float()
+        if self.to_physical is not None:
+            fakes, target = self.to_physical(fakes), self.to_physical(target)
+        if self.content_kind == "mse":
+            content = l2(fakes[0], target, mask)
+        elif self.content_kind == "ensemble_mse":
+            content = ensemble_mean_mse(fakes, target, mask)
+        elif self.content_kind == "crps":
+            content = crps_ensemble_loss(fakes, target, mask)
+        else:
+            content = None
+        if content is not None:
+            loss = loss + self.content_weight * content
+            parts["content"] = content.detach()
+        if kl is not None:
+            loss = loss + self.kl_weight * kl
+            parts["kl"] = kl.detach()
+        return loss, parts
