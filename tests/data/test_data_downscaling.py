@@ -232,3 +232,31 @@ def test_patch_larger_than_grid(tmp_path, radar_nc, synth):
     cfg = synth.autocoarsen_config(radar_nc, patch_size=64)
     with pytest.raises(DataError, match="patch_size 64 is larger than the truth grid 32x40"):
         DownscalingData.from_config(cfg)
+
+
+def test_constants_on_0_360_onto_truth_across_greenwich(tmp_path, synth):
+    truth = synth.radar_dataset()
+    truth = truth.assign_coords(lon=truth["lon"] - 5.3)  # the truth straddles 0E: -0.3..0.4
+    assert float(truth["lon"].min()) < 0 < float(truth["lon"].max())
+    lat = np.arange(53.0, 51.0, -0.05)
+    lon360 = np.concatenate([np.arange(358.0, 360.0, 0.05), np.arange(0.0, 2.0, 0.05)])
+    signed = np.where(lon360 > 180, lon360 - 360, lon360)
+    orog = 100.0 * lat[:, None] - 50.0 * signed[None, :]
+    const = xr.Dataset(
+        {"orography": (("latitude", "longitude"), orog.astype(np.float32))},
+        coords={"latitude": lat, "longitude": lon360},
+    )
+    tp = synth.write_nc(truth, tmp_path / "t.nc")
+    cp = synth.write_nc(const, tmp_path / "c.nc")
+    cfg = synth.autocoarsen_config(tp, constants={"path": str(cp), "variables": ["orography"]})
+    data = DownscalingData.from_config(cfg)
+    template = data.truth_template()
+    expected = 100.0 * template["lat"].values.astype(np.float64) - 50.0 * template["lon"].values
+    np.testing.assert_allclose(data.store.constants()[0], expected, atol=2e-3)
+
+
+def test_sampling_variable_must_be_a_target(tmp_path, radar_nc, synth):
+    cfg = synth.autocoarsen_config(radar_nc, sampling={"variable": "tp"})
+    data = DownscalingData.from_config(cfg)
+    with pytest.raises(DataError, match="data.sampling.variable 'tp' is not a target variable"):
+        data.candidates()

@@ -746,10 +746,12 @@ def config_from_dict(
     schema: type[SchemaT] = RunConfig,  # type: ignore[assignment]
     *,
     source: str | None = None,
+    overrides: Iterable[str] = (),
 ) -> SchemaT:
     """Validate a plain mapping (e.g. a config stored as JSON in a checkpoint).
 
-    ``source`` names where it came from in error messages ("checkpoint x.safetensors").
+    ``source`` names where it came from in error messages ("checkpoint x.safetensors");
+    ``overrides`` (``key.path=value``) are applied on top, as on the command line.
     """
     if not isinstance(data, Mapping):
         where = f" in {source}" if source else ""
@@ -757,7 +759,10 @@ def config_from_dict(
     prov: Provenance = {}
     if source:
         prov = {(key,): source for key in data}
-    return _validate(dict(data), schema, prov)
+    tree = _fresh(dict(data))
+    for text in [overrides] if isinstance(overrides, str) else overrides:
+        _apply_override(tree, text, prov)
+    return _validate(tree, schema, prov)
 
 
 def config_to_yaml(cfg: BaseModel) -> str:

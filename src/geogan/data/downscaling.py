@@ -150,6 +150,7 @@ class DownscalingData:
                 "or use data.split.group_by: all"
             )
         self.normalisation = normalisation
+        self.build_seconds = 0.0  # wall time of from_config/from_datasets
         if normalisation is not None:
             normalisation.check_compatible(self.all_vars, cfg.transforms)
         self._candidates: Candidates | None = None

@@ -1,0 +1,41 @@
+"""Recipe 1: stochastic downscaling of coarse fields into high-resolution ensembles."""
+
+from __future__ import annotations
+
+from geogan.core.registry import RECIPES
+
+
+@RECIPES.register("downscaling")
+class DownscalingRecipe:
+    """Commands of recipe 1; heavy modules are imported only when a command runs."""
+
+    name = "downscaling"
+
+    def prepare(self, cfg, *, patches: int = 0, overwrite: bool = False):
+        from geogan.data.prepare import prepare
+
+        stats = cfg.data.stats_path or f"{cfg.run_root}/{cfg.name}_normalisation.json"
+        return prepare(
+            cfg.data,
+            None,
+            stats,
+            cfg.data.patch_store if patches else None,
+            patches,
+            cfg.seed,
+            overwrite,
+        )
+
+    def build_training(self, cfg, *, device, run_dir, dist_info):
+        from geogan.recipes.downscaling.build import build_training
+
+        return build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
+
+    def generate(self, checkpoint, **kwargs):
+        from geogan.recipes.downscaling.generate import generate
+
+        return generate(checkpoint, **kwargs)
+
+    def evaluate(self, ensemble, **kwargs):
+        from geogan.recipes.downscaling.evaluate import evaluate
+
+        return evaluate(ensemble, **kwargs)

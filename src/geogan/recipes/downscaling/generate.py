@@ -1,0 +1,220 @@
+"""``geogan generate`` for recipe 1: an N-member ensemble for every selected time, full domain."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geogan.config import config_from_dict, load_config
+from geogan.config.schema import RunConfig
+from geogan.core.atomic import atomic_write_text, check_writable
+from geogan.core.checkpoint import load_checkpoint, load_module_tensors
+from geogan.core.distributed import select_device
+from geogan.core.errors import CheckpointError, ConfigError
+from geogan.core.modules import build_model
+from geogan.core.seeding import derive_seed
+from geogan.data.normalisation import Normalisation
+from geogan.inference import EnsembleWriter, TileSpec, generate_ensemble
+from geogan.recipes.downscaling.build import EXPORT_FORMAT, load_data
+
+
+def load_export(path: str | Path) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
+    """Models (eval mode) and metadata of an export checkpoint; refuses other kinds."""
+    tensors, meta = load_checkpoint(path)
+    if meta.get("kind") != "export" or meta.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a downscaling export (kind={meta.get('kind')!r}); use <run>/model.safetensors "
+            "or checkpoints/export_*.safetensors"
+        )
+    models = {}
+    for name, spec in meta["models"].items():
+        model = build_model(spec)
+        load_module_tensors(name, model, tensors)
+        models[name] = model.eval().requires_grad_(False)
+    return models, meta
+
+
+def check_data_matches(meta: dict[str, Any], data, path: str | Path) -> None:
+    """Refuse data whose variables differ from what the model was trained on (silent wrong weights)."""
+    for key, have in (
+        ("input_vars", data.input_vars),
+        ("target_vars", data.target_vars),
+        ("constant_vars", data.constant_vars),
+    ):
+        want = list(meta[key])
+        if list(have) != want:
+            raise CheckpointError(
+                f"{path} was trained with {key.replace('_vars', '')} variables {want} but the data give {list(have)}; "
+                "select the same variables in the same order (data.*.variables)"
+            )
+    if int(meta["factor"]) != data.factor:
+        raise CheckpointError(
+            f"{path} downscales by {meta['factor']} but data.factor is {data.factor}"
+        )
+
+
+def select_times(data, which: str) -> np.ndarray:
+    if which == "test":
+        idx = data.test_index
+    elif which == "train":
+        idx = data.train_index
+    elif which == "all":
+        idx = np.arange(data.times.size)
+    else:
+        raise ConfigError(f"--times must be test, train or all, got {which!r}")
+    if len(idx) == 0:
+        raise ConfigError(f"no {which} times to generate for; use --times all")
+    return np.asarray(idx)
+
+
+def resolve_config(
+    meta: dict[str, Any], path: str | Path, config_path: str | Path | None, overrides: list[str]
+) -> RunConfig:
+    if config_path is not None:
+        return load_config(config_path, overrides)
+    return config_from_dict(meta["config"], source=f"checkpoint {path}", overrides=overrides)
+
+
+def input_valid_highres(raw_input: np.ndarray, factor: int) -> np.ndarray:
+    """``[C_in, h, w]`` physical input -> ``[H, W]`` bool: every input variable finite in the covering coarse pixel."""
+    ok = np.isfinite(raw_input).all(axis=0)
+    return np.repeat(np.repeat(ok, factor, axis=0), factor, axis=1)
+
+
+def generate(
+    checkpoint: str | Path,
+    *,
+    out: str | Path,
+    overrides: list[str] = (),
+    members: int | None = None,
+    seed: int | None = None,
+    times: str = "test",
+    config_path: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    out = Path(out)
+    check_writable(out, overwrite)
+    models, meta = load_export(checkpoint)
+    cfg = resolve_config(meta, checkpoint, config_path, list(overrides))
+    norm = Normalisation.from_dict(meta["normalisation"])
+    data = load_data(cfg)
+    check_data_matches(meta, data, checkpoint)
+    data.normalisation = norm
+    gen = cfg.generate
+    n_members = members or gen.members
+    base_seed = gen.seed if seed is None else seed
+    idx = select_times(data, times)
+    device = select_device(cfg.device)
+    generator = models["generator"].to(device)
+    encoder = models.get("encoder")
+    factor = data.factor
+    patch_lr = data.patch_size // factor
+    overlap_lr = min(max(gen.overlap // factor, 1), patch_lr - 1)
+    spec = TileSpec(
+        patch_lowres=(patch_lr, patch_lr), overlap_lowres=(overlap_lr, overlap_lr), factor=factor
+    )
+    precision = (
+        "bf16"
+        if cfg.train.precision in ("bf16", "auto") and device.type == "cpu"
+        else cfg.train.precision
+    )
+    precision = "fp32" if precision == "auto" else precision
+    target_vars = list(meta["target_vars"])
+    cfg_json = json.dumps(cfg.model_dump(mode="json"))
+    attrs = {
+        "geogan_config": cfg_json,
+        "geogan_checkpoint": str(checkpoint),
+        "geogan_step": int(meta.get("step", 0)),
+        "seed": int(base_seed),
+        "member_seed_rule": "member m uses derive_seed(seed, m)",
+        "times_selection": times,
+    }
+    bar = _bar(progress, len(idx))
+    with EnsembleWriter(
+        out,
+        data.truth_template(),
+        target_vars,
+        {v: data.units.get(v, "") for v in target_vars},
+        n_members,
+        times=data.times[idx],
+        format=gen.format,
+        attrs=attrs,
+        overwrite=overwrite,
+    ) as writer:
+        for i, t in enumerate(idx):
+            field = data.field(int(t), norm)
+            raw = data.raw_field(int(t))
+            time_seed = derive_seed(
+                base_seed, int(np.datetime64(data.times[t], "s").astype(np.int64))
+            )
+            noise_fn = _vae_noise(encoder, field, device) if encoder is not None else None
+            ens = generate_ensemble(
+                generator,
+                {"input": field["input"], "constants": field["constants"]},
+                n_members,
+                time_seed,
+                spec=spec,
+                noise_channels=0 if encoder is not None else generator.noise_channels,
+                batch_size=gen.batch_size,
+                device=device,
+                precision=precision,
+                noise_fn=noise_fn,
+            )
+            phys = norm.inverse_stack(ens.numpy(), target_vars, channel_axis=-3).astype(np.float32)
+            phys[:, :, ~input_valid_highres(raw["input"], factor)] = np.nan
+            writer.write(phys, time_index=i)
+            if bar:
+                bar(i + 1)
+    elapsed = time.perf_counter() - started
+    summary = {
+        "output": str(out),
+        "members": n_members,
+        "times": int(len(idx)),
+        "times_selection": times,
+        "grid": list(data.truth_shape),
+        "seconds": elapsed,
+        "members_per_second": n_members * len(idx) / elapsed,
+        "checkpoint": str(checkpoint),
+        "seed": base_seed,
+    }
+    atomic_write_text(Path(f"{out}.summary.json"), json.dumps(summary, indent=2))
+    return summary
+
+
+def _vae_noise(encoder, field, device):
+    """Latent noise for the VAE-GAN: z = mean + sigma * eps over the whole low-res domain."""
+    x = field["input"][None].to(device)
+    c = field["constants"][None].to(device) if field["constants"].shape[0] else None
+    with torch.no_grad():
+        mean, logvar = encoder(x, c)
+
+    def noise_fn(member_seed: int, _field) -> torch.Tensor:
+        g = torch.Generator().manual_seed(member_seed)
+        eps = torch.randn(mean.shape[1:], generator=g).to(device)
+        return (mean[0] + torch.exp(0.5 * logvar[0]) * eps).cpu()
+
+    return noise_fn
+
+
+def _bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from rich.progress import Progress
+
+    progress = Progress(transient=True)
+    progress.start()
+    task = progress.add_task("generate", total=total)
+
+    def update(done: int) -> None:
+        progress.update(task, completed=done)
+        if done >= total:
+            progress.stop()
+
+    return update
