@@ -53,6 +53,7 @@ def demo_config(
             "filters_disc": 32,
             "noise_channels": 4,
             "output_activation": "linear",
+            "residual_input": True,
         },
         "train": {
             "mode": "gan",

@@ -123,6 +123,8 @@ class ModelConfig(Section):
     upsampling_factors: list[PositiveInt] | None = None
     padding_mode: Literal["reflect", "zeros", "replicate", "circular"] = "reflect"
     dims: Literal[2, 3] = 2
+    residual_input: bool = False
+    """Generator adds the bilinear interpolation of the target fields' coarse input to its output."""
 
 
 class ContentLossConfig(Section):

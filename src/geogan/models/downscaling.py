@@ -134,6 +134,10 @@ class DownscalingGenerator(nn.Module):
             is the latent sample with ``latent_variables`` channels (replacing
             ``noise_channels``).
         upsampling_mode: ``bilinear`` (trilinear in 3D) or ``nearest``.
+        residual_input: add the (bi/tri)linear interpolation of the first
+            ``out_channels`` input channels before the output activation, so the
+            network learns the detail missing from interpolation (needs the
+            target fields first among the inputs, as with ``autocoarsen``).
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class DownscalingGenerator(nn.Module):
         padding_mode: PaddingModes = "reflect",
         latent_variables: int = 0,
         upsampling_mode: str = "bilinear",
+        residual_input: bool = False,
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
@@ -164,6 +169,12 @@ class DownscalingGenerator(nn.Module):
         filters = _check_count(filters, "filters", 1)
         factors = check_factors(upsampling_factors, "upsampling_factors")
         self.factor = total_factor(factors)
+        if residual_input and in_channels < out_channels:
+            raise ConfigError(
+                f"residual_input needs at least out_channels ({out_channels}) input channels, got {in_channels}"
+            )
+        self.residual_input = bool(residual_input)
+        self._interp_mode = "bilinear" if self.dims == 2 else "trilinear"
         force, n_low = _arch(arch)
         if output_activation not in OUTPUT_ACTIVATIONS:
             raise ConfigError(
@@ -258,7 +269,13 @@ class DownscalingGenerator(nn.Module):
         x = self.upsampling(self.low_res(torch.cat(parts, dim=1)))
         if constants is not None:
             x = torch.cat([x, constants], dim=1)
-        return self.activation(self.output(self.high_res(x)))
+        y = self.output(self.high_res(x))
+        if self.residual_input:
+            base = nn.functional.interpolate(
+                input[:, : self.out_channels], scale_factor=self.factor, mode=self._interp_mode, align_corners=False
+            )
+            y = y + base.to(y.dtype)
+        return self.activation(y)
 
 
 @register_model("downscaling_critic")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,16 +35,16 @@ def _git_hash() -> str | None:
         return None
 
 
-def _shared_run_dir(cfg: RunConfig, run_dir: Path | None, is_main: bool, distributed: bool) -> Path:
-    """Rank 0 picks the numbered run directory; the others receive it."""
-    chosen = [str(run_dir) if run_dir is not None else None]
+def _shared_run_dir(cfg: RunConfig, run_dir: Path | None, is_main: bool, distributed: bool) -> tuple[Path, bool]:
+    """Rank 0 picks the numbered run directory; the others receive it. Returns (path, created)."""
+    chosen = [str(run_dir) if run_dir is not None else None, run_dir is None or not Path(run_dir).exists()]
     if is_main and run_dir is None:
         chosen[0] = str(next_run_dir(cfg.run_root, cfg.name))
     if distributed:
         torch.distributed.broadcast_object_list(chosen, src=0)
     path = Path(chosen[0])
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    return path, bool(chosen[1])
 
 
 def train_from_config(
@@ -58,7 +59,20 @@ def train_from_config(
     device = select_device(cfg.device)
     dist_info = init_distributed(device)
     seed_everything(derive_seed(cfg.seed, dist_info.rank))
-    run_dir = _shared_run_dir(cfg, run_dir, dist_info.is_main, dist_info.enabled)
+    run_dir, created = _shared_run_dir(cfg, run_dir, dist_info.is_main, dist_info.enabled)
+    try:
+        return _train(cfg, run_dir, resume, progress, command, device, dist_info)
+    except BaseException:
+        # nothing half-written: a run that failed before its first checkpoint leaves no directory
+        if created and dist_info.is_main and not (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            root = Path(cfg.run_root)
+            if root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+        raise
+
+
+def _train(cfg, run_dir, resume, progress, command, device, dist_info) -> dict[str, Any]:
     if dist_info.is_main:
         save_resolved_config(cfg, run_dir)
         atomic_write_text(
