@@ -11,7 +11,9 @@ import xarray as xr
 import yaml
 
 
-def make_rain(path: Path, n_times: int = 8, size: int = 48, seed: int = 0, start: str = "2021-06-01T00:00") -> Path:
+def make_rain(
+    path: Path, n_times: int = 8, size: int = 48, seed: int = 0, start: str = "2021-06-01T00:00"
+) -> Path:
     """``precip`` (mm/h) on a 1D lat/lon grid with moving Gaussian rain cells and a NaN corner."""
     rng = np.random.default_rng(seed)
     lat = np.linspace(52.0, 50.0, size)  # descending, as radar files often are
@@ -29,8 +31,18 @@ def make_rain(path: Path, n_times: int = 8, size: int = 48, seed: int = 0, start
         fields.append(f)
     times = pd.date_range(start, periods=n_times, freq="3h")
     ds = xr.Dataset(
-        {"precip": (("time", "lat", "lon"), np.stack(fields), {"units": "mm/h", "long_name": "rain rate"})},
-        coords={"time": times, "lat": ("lat", lat, {"units": "degrees_north"}), "lon": ("lon", lon, {"units": "degrees_east"})},
+        {
+            "precip": (
+                ("time", "lat", "lon"),
+                np.stack(fields),
+                {"units": "mm/h", "long_name": "rain rate"},
+            )
+        },
+        coords={
+            "time": times,
+            "lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+        },
     )
     ds.to_netcdf(path)
     return path
@@ -43,7 +55,11 @@ def make_constants(path: Path) -> Path:
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     ds = xr.Dataset(
         {
-            "orography": (("lat", "lon"), (100 * (la - 49) + 20 * (lo - 3)).astype(np.float32), {"units": "m"}),
+            "orography": (
+                ("lat", "lon"),
+                (100 * (la - 49) + 20 * (lo - 3)).astype(np.float32),
+                {"units": "m"},
+            ),
             "lsm": (("lat", "lon"), (lo > 5).astype(np.float32), {"units": "1"}),
         },
         coords={"lat": lat, "lon": lon},
@@ -75,7 +91,12 @@ def base_config(truth: Path, constants: Path | None, run_root: Path) -> dict:
             "tensorboard": False,
         },
         "generate": {"members": 3, "overlap": 4, "batch_size": 4},
-        "evaluate": {"thresholds": [0.5], "fss_scales": [1, 4], "pool_windows": [[4, 2]], "sample_times": 1},
+        "evaluate": {
+            "thresholds": [0.5],
+            "fss_scales": [1, 4],
+            "pool_windows": [[4, 2]],
+            "sample_times": 1,
+        },
     }
     if constants is not None:
         cfg["data"]["constants"] = {"path": str(constants), "variables": ["orography", "lsm"]}

@@ -22,10 +22,21 @@ def _train(tiny, *extra, run_dir=None):
 def test_train_resume_generate_evaluate(tiny, tmp_path):
     run = tmp_path / "run"
     assert _train(tiny, "train.steps=2", run_dir=run) == 0
-    for name in ("config.yaml", "model.safetensors", "normalisation.json", "stats.jsonl", "reproduce.json", "train_summary.json"):
+    for name in (
+        "config.yaml",
+        "model.safetensors",
+        "normalisation.json",
+        "stats.jsonl",
+        "reproduce.json",
+        "train_summary.json",
+    ):
         assert (run / name).exists(), name
     _, meta = load_checkpoint(run / "model.safetensors")
-    assert meta["kind"] == "export" and meta["input_vars"] == ["precip"] and meta["constant_vars"] == ["orography", "lsm"]
+    assert (
+        meta["kind"] == "export"
+        and meta["input_vars"] == ["precip"]
+        and meta["constant_vars"] == ["orography", "lsm"]
+    )
     assert meta["config"]["train"]["steps"] == 2
 
     # resume continues from step 2 to step 4
@@ -34,7 +45,20 @@ def test_train_resume_generate_evaluate(tiny, tmp_path):
     assert summary["steps"] == 4 and summary["steps_this_run"] == 2
 
     out = tmp_path / "ens.nc"
-    assert main(["--quiet", "generate", str(run / "model.safetensors"), "--out", str(out), "--times", "all"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "generate",
+                str(run / "model.safetensors"),
+                "--out",
+                str(out),
+                "--times",
+                "all",
+            ]
+        )
+        == 0
+    )
     ds = xr.open_dataset(out)
     assert ds["precip"].dims == ("member", "time", "lat", "lon")
     assert ds.sizes["member"] == 3 and ds.sizes["time"] == 8
@@ -47,8 +71,36 @@ def test_train_resume_generate_evaluate(tiny, tmp_path):
 
     # one seed per member: the same seed reproduces, another seed differs
     out2, out3 = tmp_path / "ens2.nc", tmp_path / "ens3.nc"
-    assert main(["--quiet", "generate", str(run / "model.safetensors"), "--out", str(out2), "--times", "all"]) == 0
-    assert main(["--quiet", "generate", str(run / "model.safetensors"), "--out", str(out3), "--times", "all", "--seed", "5"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "generate",
+                str(run / "model.safetensors"),
+                "--out",
+                str(out2),
+                "--times",
+                "all",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--quiet",
+                "generate",
+                str(run / "model.safetensors"),
+                "--out",
+                str(out3),
+                "--times",
+                "all",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     a, b, c = (xr.open_dataset(p)["precip"].values for p in (out, out2, out3))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(np.nan_to_num(a), np.nan_to_num(c))
@@ -72,7 +124,15 @@ def test_generate_refuses_existing_output_and_mismatched_data(tiny, tmp_path, ca
     assert out.read_text() == "keep me"
     assert "--overwrite" in capsys.readouterr().err
     # data without the constant fields the model was trained with: refused by name
-    code = main(["generate", str(run / "model.safetensors"), "--out", str(tmp_path / "x.nc"), "data.constants.path=null"])
+    code = main(
+        [
+            "generate",
+            str(run / "model.safetensors"),
+            "--out",
+            str(tmp_path / "x.nc"),
+            "data.constants.path=null",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "constant variables" in err and not (tmp_path / "x.nc").exists()
 
@@ -85,7 +145,20 @@ def test_other_modes_train_and_generate(tiny, tmp_path, mode):
     assert meta["mode"] == mode
     assert ("encoder" in meta["models"]) == (mode == "vaegan")
     out = tmp_path / f"{mode}.nc"
-    assert main(["--quiet", "generate", str(run / "model.safetensors"), "--out", str(out), "--members", "2"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "generate",
+                str(run / "model.safetensors"),
+                "--out",
+                str(out),
+                "--members",
+                "2",
+            ]
+        )
+        == 0
+    )
     members = xr.open_dataset(out)["precip"].values
     same = np.allclose(np.nan_to_num(members[0]), np.nan_to_num(members[1]))
     assert same == (mode == "det")  # the deterministic baseline has no spread
@@ -93,7 +166,12 @@ def test_other_modes_train_and_generate(tiny, tmp_path, mode):
 
 def test_bf16_and_forceconv_long_train(tiny, tmp_path):
     run = tmp_path / "bf16"
-    args = ("train.precision=bf16", "model.arch=forceconv-long", "train.channels_last=true", "train.steps=1")
+    args = (
+        "train.precision=bf16",
+        "model.arch=forceconv-long",
+        "train.channels_last=true",
+        "train.steps=1",
+    )
     assert _train(tiny, *args, run_dir=run) == 0
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert np.isfinite(stats[-1]["generator/loss"])
@@ -111,8 +189,27 @@ def test_info_and_help_show_examples(capsys):
 def test_prepare_writes_statistics(tiny, tmp_path):
     stats = tmp_path / "stats.json"
     store = tmp_path / "patches.zarr"
-    code = main(["--quiet", "prepare", str(tiny["config"]), f"data.stats_path={stats}", f"data.patch_store={store}", "--patches", "8"])
+    code = main(
+        [
+            "--quiet",
+            "prepare",
+            str(tiny["config"]),
+            f"data.stats_path={stats}",
+            f"data.patch_store={store}",
+            "--patches",
+            "8",
+        ]
+    )
     assert code == 0 and stats.exists() and store.exists()
     # training reads the prepared patch store and the statistics
     run = tmp_path / "run"
-    assert _train(tiny, f"data.stats_path={stats}", f"data.patch_store={store}", "train.steps=1", run_dir=run) == 0
+    assert (
+        _train(
+            tiny,
+            f"data.stats_path={stats}",
+            f"data.patch_store={store}",
+            "train.steps=1",
+            run_dir=run,
+        )
+        == 0
+    )

@@ -57,7 +57,9 @@ def test_patch_size_not_divisible_by_factor(tiny, capsys):
 def test_no_overlapping_times(tiny, capsys):
     truth = xr.open_dataset(tiny["truth"])
     coarse = truth.coarsen(lat=4, lon=4).mean()
-    coarse = coarse.assign_coords(time=pd.date_range("1999-01-01", periods=truth.sizes["time"], freq="3h"))
+    coarse = coarse.assign_coords(
+        time=pd.date_range("1999-01-01", periods=truth.sizes["time"], freq="3h")
+    )
     coarse.to_netcdf(tiny["dir"] / "coarse.nc")
     cfg = tiny["cfg"]
     cfg["data"]["autocoarsen"] = False

@@ -1,7 +1,8 @@
 """The ``geogan`` command.
 
 Errors the user can fix (:class:`GeoganError`) print one line and exit with
-code 2; ``--debug`` shows the traceback. A run stopped by SIGTERM/SIGUSR1 exits
+code 2; ``--debug`` shows the traceback. So does a full disk (ENOSPC, EDQUOT,
+EFBIG), wherever it happens. A run stopped by SIGTERM/SIGUSR1 exits
 with code 75 after writing a resume checkpoint.
 """
 
@@ -167,12 +168,12 @@ def evaluate(
 @app.command(
     help=(
         "Train, generate and evaluate on embedded real data (NASA Blue Marble imagery x4, land-sea mask);"
-        " no network needed.\n\nExample:\n\n  geogan demo --out demo_run --minutes 8"
+        " no network needed.\n\nExample:\n\n  geogan demo --out demo_run --minutes 7"
     )
 )
 def demo(
     out: Path = typer.Option(Path("demo_run"), help="Output folder."),
-    minutes: float = typer.Option(8.0, help="Training time budget in minutes."),
+    minutes: float = typer.Option(7.0, help="Training time budget in minutes."),
     steps: int = typer.Option(
         None, help="Stop after this many steps (default: the time budget decides)."
     ),
@@ -209,6 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except OSError as exc:
+        # a full disk outside the atomic writers (which name their output): logs, run folders
+        from geogan.core.atomic import DISK_FULL_ERRNOS, write_failure
+
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        if _STATE["debug"]:
+            traceback.print_exc()
+        failure = write_failure(exc, exc.filename or "an output")
+        typer.echo(f"error: {failure}", err=True)
+        return failure.exit_code
     except Exception as exc:  # click usage errors carry their own exit codes
         import click
 

@@ -125,6 +125,8 @@ class ModelConfig(Section):
     dims: Literal[2, 3] = 2
     residual_input: bool = False
     """Generator adds the bilinear interpolation of the target fields' coarse input to its output."""
+    conserve_mean: Literal["none", "additive"] = "none"
+    """Hard constraint: each output block's mean equals its coarse input pixel (perfect-model setups)."""
 
 
 class ContentLossConfig(Section):
@@ -193,6 +195,8 @@ class GenerateConfig(Section):
 
     members: PositiveInt = 16
     seed: int = 0
+    tile_size: PositiveInt = 256
+    """Tile edge in high-resolution pixels (any multiple of the factor; larger is faster, uses more memory)."""
     overlap: int = Field(16, ge=0)
     batch_size: PositiveInt = 8
     format: Literal["netcdf", "zarr"] = "netcdf"

@@ -1,19 +1,88 @@
 """Atomic file and directory writes: write to a temporary name, then rename.
 
 A crash (even SIGKILL) while writing never leaves a partial file under the
-final name: readers see either the old complete file or the new one.
+final name: readers see either the old complete file or the new one. A killed
+write leaves its temporary folder (``.<name>.<random>.tmp``) beside the final
+name; :func:`remove_stale_temporaries` clears them (the Trainer does so for its
+run directory when it starts).
+
+A write that the file system refuses (disk full, quota exceeded, file size
+limit, no permission, read-only) becomes an :class:`OutputWriteError` naming the
+final path, e.g. ``no space left on device while writing runs/x/model.safetensors``,
+and nothing is left under the final name (see :func:`write_failure`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from geogan.core.errors import OutputExistsError
+from geogan.core.errors import GeoganError, OutputExistsError, OutputWriteError
+
+TMP_SUFFIX = ".tmp"
+
+# errno -> (what happened, how to fix it)
+_WRITE_ERRNOS = {
+    errno.ENOSPC: ("no space left on device", "free some space or write elsewhere"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or write elsewhere"),
+    errno.EFBIG: (
+        "file too large for the file system or the file size limit (ulimit -f)",
+        "raise the limit or write elsewhere",
+    ),
+    errno.EACCES: ("permission denied", "choose a location you can write to"),
+    errno.EPERM: ("operation not permitted", "choose a location you can write to"),
+    errno.EROFS: ("read-only file system", "choose a location you can write to"),
+}
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# Native writers lose errno: Rust I/O errors (safetensors) say "(os error 28)", netCDF/HDF5
+# only "HDF error". Below this much free space such a failure is taken to be a full disk.
+_LOW_SPACE_BYTES = 1 << 20
+_OS_ERROR_IN_TEXT = re.compile(r"os error (\d+)")
+
+
+def _free_bytes(path: Path) -> int | None:
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
+def write_failure(exc: BaseException, path: str | os.PathLike) -> OutputWriteError | None:
+    """An :class:`OutputWriteError` if ``exc`` is the file system refusing to write ``path``, else None.
+
+    Recognised: ``OSError`` with errno ENOSPC, EDQUOT, EFBIG, EACCES, EPERM or EROFS; native
+    errors quoting one of these (``os error 28``); and ``OSError``/``RuntimeError``/safetensors
+    errors raised while the disk holding ``path`` has less than 1 MiB free (disk full).
+    """
+    if isinstance(exc, OutputWriteError):
+        return exc
+    if isinstance(exc, GeoganError):
+        return None
+    code = exc.errno if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS else None
+    if code is None:
+        found = _OS_ERROR_IN_TEXT.search(str(exc))
+        if found and int(found.group(1)) in _WRITE_ERRNOS:
+            code = int(found.group(1))
+    path = Path(path)
+    if code is None:
+        native = isinstance(exc, (OSError, RuntimeError)) or type(exc).__module__.startswith(
+            "safetensors"
+        )
+        free = _free_bytes(path) if native else None
+        if free is None or free >= _LOW_SPACE_BYTES:
+            return None
+        code = errno.ENOSPC
+    what, fix = _WRITE_ERRNOS[code]
+    return OutputWriteError(f"{what} while writing {path}; {fix}")
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -21,8 +90,28 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output {path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (write_failure(exc, path) or exc) from None
     return path
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete temporary folders (``.<name>.*.tmp``) that killed writes left in ``directory``.
+
+    Only call this where no other process is writing (a run directory at the start of a
+    run, on the main rank). Returns the removed paths.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in directory.glob(f".*{TMP_SUFFIX}"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -39,11 +128,16 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On any exception the temporary file or folder is removed and ``path`` is
-    left as it was. Use ``is_dir=True`` for outputs that are folders (Zarr).
+    left as it was; a write the file system refuses is raised as an
+    :class:`OutputWriteError` (see :func:`write_failure`). Use ``is_dir=True``
+    for outputs that are folders (Zarr).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent))
+    except OSError as exc:
+        raise (write_failure(exc, path) or exc) from None
     target = tmp / path.name if not is_dir else tmp / "data"
     try:
         yield target
@@ -61,6 +155,11 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         else:
             os.replace(target, path)
         _fsync_dir(path.parent)
+    except Exception as exc:
+        failure = write_failure(exc, path)  # checked before the temporary file is removed
+        if failure is not None:
+            raise failure from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

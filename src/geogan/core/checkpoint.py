@@ -82,12 +82,21 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(
             f"checkpoint {path} was not written by geogan (no geogan_format header)"
         )
-    version = int(header["geogan_format"])
+    try:
+        version = int(header["geogan_format"])
+        meta = json.loads(header.get("meta", "{}"))
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise CheckpointError(
+            f"checkpoint {path} has a corrupt geogan header ({str(exc)[:120]}); use another checkpoint"
+        ) from None
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format {version}, newer than this geogan reads ({FORMAT_VERSION}); upgrade geogan"
         )
-    meta = json.loads(header.get("meta", "{}"))
+    if not isinstance(meta, dict):
+        raise CheckpointError(
+            f"checkpoint {path} has a corrupt geogan header (metadata is not a JSON object)"
+        )
     meta["geogan_version"] = header.get("geogan_version")
     meta["format_version"] = version
     return tensors, meta
@@ -97,7 +106,7 @@ def _load_legacy(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A legacy torch file: a flat dict of tensors, loaded with ``weights_only=True``."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"refused to load {path}: it is not a plain tensor file and may contain code ({first[:160]})"

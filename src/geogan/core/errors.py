@@ -30,5 +30,9 @@ class OutputExistsError(GeoganError):
     """An output path exists and ``--overwrite`` was not given."""
 
 
+class OutputWriteError(GeoganError):
+    """An output could not be written: disk full, quota exceeded, file too large, no permission."""
+
+
 class TrainingDivergedError(GeoganError):
     """Training produced non-finite values too many times in a row."""

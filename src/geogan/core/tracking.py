@@ -29,14 +29,10 @@ class Tracker:
         self._tb = None
         self._mlflow = None
         self._stats = None
+        self._tensorboard = tensorboard
         if not enabled:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._stats = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        self._open()
         if mlflow:
             try:
                 import mlflow as _mlflow
@@ -52,9 +48,20 @@ class Tracker:
             if params:
                 _mlflow.log_params(_flatten(params))
 
+    def _open(self) -> None:
+        """Open the writers (again, after :meth:`close`: a Trainer may ``fit`` twice)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._stats is None:
+            self._stats = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        if self._tensorboard and self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+
     def log_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
+        self._open()
         record = {"step": step, "time": time.time(), **{k: float(v) for k, v in scalars.items()}}
         self._stats.write(json.dumps(record) + "\n")
         self._stats.flush()

@@ -12,7 +12,11 @@ into fields on one pair of nested grids:
    multiple of ``factor`` and the input is its block mean (any NaN in a block ->
    NaN); otherwise the input grid must nest exactly (``H = factor * h``). An input
    with 1D coordinates running the other way to the truth's (e.g. latitude
-   ascending vs descending) is flipped to match.
+   ascending vs descending) is flipped to match; an input whose lat/lon dims come
+   in the other order, e.g. ``(time, lon, lat)``, is transposed to match. A
+   same-named input and truth variable must have the same units (``K`` vs
+   ``degC`` or ``mm/h`` vs ``kg m-2 s-1`` is a :class:`DataError`; spellings such
+   as ``mm/h`` and ``mm h-1`` agree; a missing units attribute is not checked).
 4. Constants on a regular lat/lon grid are interpolated onto the (cropped) truth
    grid (``regrid_method``), outside-domain points filled with the nearest valid
    value; constants already on the truth grid (same dims and shape) are used as they are.
@@ -62,6 +66,7 @@ from geogan.data.sources import (
     spatial_dims,
 )
 from geogan.data.store import FieldStore, MemoryStore
+from geogan.data.units import same_units
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +310,8 @@ class DownscalingData:
                     "autocoarsen: truth cropped from %dx%d to %dx%d", *full_shape, big_h, big_w
                 )
         else:
+            inputs = _match_axis_order(truth, inputs, where["input"])
+            _check_units(truth, inputs, target_vars, input_vars, where)
             big_h, big_w = full_shape
             iy, ix = spatial_dims(inputs[input_vars[0]])
             check_nesting((inputs.sizes[iy], inputs.sizes[ix]), full_shape, f)
@@ -531,6 +538,42 @@ def _axis_kind(name: str, coord: xr.DataArray) -> str:
     if is_lon(name, coord):
         return "lon"
     return name
+
+
+def _match_axis_order(truth: xr.Dataset, inputs: xr.Dataset, where: str) -> xr.Dataset:
+    """The input with its two spatial dims swapped when they come in the other order to the
+    truth's (e.g. input ``(time, lon, lat)``, truth ``(time, lat, lon)``); unchanged otherwise.
+
+    Axes are matched by kind (latitude, longitude, or the same dim name), so only an
+    unambiguous swap is undone.
+    """
+    kinds_t = [_axis_kind(d, truth[d]) for d in spatial_dims(truth)]
+    iy, ix = spatial_dims(inputs)
+    kinds_i = [_axis_kind(iy, inputs[iy]), _axis_kind(ix, inputs[ix])]
+    if kinds_i[0] != kinds_i[1] and kinds_i == kinds_t[::-1]:
+        log.info("input %s: dims (%s, %s) transposed to match the truth's order", where, iy, ix)
+        return inputs.transpose("time", ix, iy, ...)
+    return inputs
+
+
+def _check_units(
+    truth: xr.Dataset,
+    inputs: xr.Dataset,
+    target_vars: list[str],
+    input_vars: list[str],
+    where: dict[str, str],
+) -> None:
+    """A same-named input and target variable share statistics, so their units must agree."""
+    for var in input_vars:
+        if var not in target_vars:
+            continue
+        u_in, u_truth = inputs[var].attrs.get("units"), truth[var].attrs.get("units")
+        if same_units(u_in, u_truth) is False:
+            raise DataError(
+                f"variable {var!r} has units {u_in!r} in the input ({where['input']}) but {u_truth!r} in the truth "
+                f"({where['truth']}); convert one file to the other's units (same-named variables share "
+                "normalisation statistics) or give the input variable another name"
+            )
 
 
 def _orientation(truth: xr.Dataset, inputs: xr.Dataset, factor: int) -> tuple[bool, bool]:

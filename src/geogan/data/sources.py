@@ -46,8 +46,13 @@ def _short(exc: BaseException) -> str:
 
 
 def _head(path: Path, n: int = 8) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(n)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise DataError(
+            f"{path} could not be opened ({_short(exc)}); check the path and its permissions"
+        ) from None
 
 
 def read_netcdf(path: Path) -> xr.Dataset:

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 import geogan
-from geogan.core.atomic import atomic_path, check_writable
+from geogan.core.atomic import atomic_path, check_writable, write_failure
 from geogan.core.errors import DataError
 
 __all__ = ["EnsembleWriter", "ensemble_to_dataset", "spatial_dims", "write_dataset"]
@@ -389,6 +389,8 @@ class EnsembleWriter:
                 # compute=False writes coordinates and metadata only (xarray's region-write recipe).
                 self._zarr_dims = ("member", "time", *dims)
                 _write(skeleton(self.n_times, _lazy_nan), self._tmp, "zarr", compute=False)
+        except Exception as exc:
+            raise self._fail(exc) from None
         except BaseException:
             self._abort()
             raise
@@ -410,16 +412,22 @@ class EnsembleWriter:
         expected = (self.n_members, len(self.var_names), *self.spatial_shape)
         if members.shape != expected:
             raise DataError(f"members for one time have shape {members.shape}; expected {expected}")
-        if self.format == "netcdf":
-            self._nc["time"][t] = self._time_values[t]
-            for c, name in enumerate(self.var_names):
-                self._nc[name][:, t, ...] = members[:, c]
-        else:
-            region = xr.Dataset(
-                {n: (self._zarr_dims, members[:, c, None]) for c, n in enumerate(self.var_names)}
-            )
-            with _quiet_zarr():
-                region.to_zarr(self._tmp, region={"time": slice(t, t + 1)})
+        try:
+            if self.format == "netcdf":
+                self._nc["time"][t] = self._time_values[t]
+                for c, name in enumerate(self.var_names):
+                    self._nc[name][:, t, ...] = members[:, c]
+            else:
+                region = xr.Dataset(
+                    {
+                        n: (self._zarr_dims, members[:, c, None])
+                        for c, n in enumerate(self.var_names)
+                    }
+                )
+                with _quiet_zarr():
+                    region.to_zarr(self._tmp, region={"time": slice(t, t + 1)})
+        except Exception as exc:
+            raise self._fail(exc) from None
         self._written[t] = True
 
     def close(self) -> Path:
@@ -432,12 +440,21 @@ class EnsembleWriter:
             raise DataError(
                 f"{self.path}: times {missing.tolist()[:10]} were never written; nothing was saved"
             )
-        if self._nc is not None:
-            self._nc.close()
-            self._nc = None
+        try:
+            if self._nc is not None:
+                nc, self._nc = self._nc, None
+                nc.close()  # flushes: a full disk may show up only here
+        except Exception as exc:
+            raise self._fail(exc) from None
         self._closed = True
         self._stack.close()  # atomic_path renames the temporary file onto self.path
         return self.path
+
+    def _fail(self, exc: Exception) -> Exception:
+        """Abort after a failed write; returns what to raise (an OutputWriteError for a full disk)."""
+        failure = write_failure(exc, self.path)  # before the temporary file is removed
+        self._abort()
+        return failure if failure is not None else exc
 
     def _abort(self) -> None:
         """Drop the temporary file; nothing appears at ``path``."""

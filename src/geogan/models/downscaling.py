@@ -138,6 +138,12 @@ class DownscalingGenerator(nn.Module):
             ``out_channels`` input channels before the output activation, so the
             network learns the detail missing from interpolation (needs the
             target fields first among the inputs, as with ``autocoarsen``).
+        conserve_mean: ``additive`` shifts each ``factor``-sized block of the
+            output so that its mean equals the coarse input pixel (a hard
+            constraint layer, Harder et al. 2023): the network only distributes
+            sub-grid detail. Valid when the input is the block mean of the target
+            in the same (normalised) space, as with ``autocoarsen`` and linear
+            transforms. ``none`` by default.
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class DownscalingGenerator(nn.Module):
         latent_variables: int = 0,
         upsampling_mode: str = "bilinear",
         residual_input: bool = False,
+        conserve_mean: str = "none",
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
@@ -174,6 +181,13 @@ class DownscalingGenerator(nn.Module):
                 f"residual_input needs at least out_channels ({out_channels}) input channels, got {in_channels}"
             )
         self.residual_input = bool(residual_input)
+        if conserve_mean not in ("none", "additive"):
+            raise ConfigError(f"conserve_mean must be 'none' or 'additive', got {conserve_mean!r}")
+        if conserve_mean != "none" and in_channels < out_channels:
+            raise ConfigError(
+                "conserve_mean needs the target fields among the first input channels"
+            )
+        self.conserve_mean = conserve_mean
         self._interp_mode = "bilinear" if self.dims == 2 else "trilinear"
         force, n_low = _arch(arch)
         if output_activation not in OUTPUT_ACTIVATIONS:
@@ -272,10 +286,25 @@ class DownscalingGenerator(nn.Module):
         y = self.output(self.high_res(x))
         if self.residual_input:
             base = nn.functional.interpolate(
-                input[:, : self.out_channels], scale_factor=self.factor, mode=self._interp_mode, align_corners=False
+                input[:, : self.out_channels],
+                scale_factor=self.factor,
+                mode=self._interp_mode,
+                align_corners=False,
             )
             y = y + base.to(y.dtype)
-        return self.activation(y)
+        y = self.activation(y)
+        if self.conserve_mean == "additive":
+            y = self._conserve(y, input[:, : self.out_channels])
+        return y
+
+    def _conserve(self, y: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """Shift each block of ``y [B, C, *(n*f)]`` so its mean equals ``coarse [B, C, *n]``."""
+        f = self.factor
+        pool = nn.functional.avg_pool2d if self.dims == 2 else nn.functional.avg_pool3d
+        correction = coarse.to(y.dtype) - pool(y, f)
+        for axis in range(2, y.ndim):
+            correction = correction.repeat_interleave(f, dim=axis)
+        return y + correction
 
 
 @register_model("downscaling_critic")

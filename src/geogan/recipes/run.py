@@ -35,9 +35,14 @@ def _git_hash() -> str | None:
         return None
 
 
-def _shared_run_dir(cfg: RunConfig, run_dir: Path | None, is_main: bool, distributed: bool) -> tuple[Path, bool]:
+def _shared_run_dir(
+    cfg: RunConfig, run_dir: Path | None, is_main: bool, distributed: bool
+) -> tuple[Path, bool]:
     """Rank 0 picks the numbered run directory; the others receive it. Returns (path, created)."""
-    chosen = [str(run_dir) if run_dir is not None else None, run_dir is None or not Path(run_dir).exists()]
+    chosen = [
+        str(run_dir) if run_dir is not None else None,
+        run_dir is None or not Path(run_dir).exists(),
+    ]
     if is_main and run_dir is None:
         chosen[0] = str(next_run_dir(cfg.run_root, cfg.name))
     if distributed:
@@ -64,7 +69,12 @@ def train_from_config(
         return _train(cfg, run_dir, resume, progress, command, device, dist_info)
     except BaseException:
         # nothing half-written: a run that failed before its first checkpoint leaves no directory
-        if created and dist_info.is_main and not (run_dir / "checkpoints").exists():
+        checkpoints = run_dir / "checkpoints"
+        if (
+            created
+            and dist_info.is_main
+            and not (checkpoints.is_dir() and any(checkpoints.glob("*.safetensors")))
+        ):
             shutil.rmtree(run_dir, ignore_errors=True)
             root = Path(cfg.run_root)
             if root.is_dir() and not any(root.iterdir()):

@@ -10,6 +10,7 @@ logging and a progress bar. It never looks at recipe names.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import signal
 import time
@@ -20,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from geogan.core.atomic import remove_stale_temporaries
 from geogan.core.checkpoint import (
     flatten_state,
     load_checkpoint,
@@ -31,10 +33,12 @@ from geogan.core.checkpoint import (
 from geogan.core.distributed import DistInfo, barrier
 from geogan.core.errors import CheckpointError, TrainingDivergedError
 from geogan.core.modules import model_spec
-from geogan.core.seeding import get_rng_state, set_rng_state
+from geogan.core.seeding import derive_seed, get_rng_state, set_rng_state
 from geogan.core.tracking import Tracker
 from geogan.training.ema import EMA
 from geogan.training.phases import ResumableBatchSampler, StepContext, TrainingSetup
+
+log = logging.getLogger(__name__)
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", what a requeue script looks for
 RESUME_PREFIX = "resume_"
@@ -172,7 +176,16 @@ class Trainer:
         sampler = ResumableBatchSampler(
             self.batch_size, self.batches_consumed, self.dist.rank, self.dist.world_size
         )
-        kwargs: dict[str, Any] = {"batch_sampler": sampler, "num_workers": self.num_workers}
+        # A loader draws its workers' base seed when an iterator starts: from its own generator,
+        # not the global RNG, so that a resumed run's global RNG state matches a straight run's.
+        loader_rng = torch.Generator().manual_seed(
+            derive_seed(self.seed, self.batches_consumed, self.dist.rank)
+        )
+        kwargs: dict[str, Any] = {
+            "batch_sampler": sampler,
+            "num_workers": self.num_workers,
+            "generator": loader_rng,
+        }
         if self.setup.collate_fn is not None:
             kwargs["collate_fn"] = self.setup.collate_fn
         if self.num_workers > 0:
@@ -412,13 +425,7 @@ class Trainer:
 
     def latest_resume(self) -> Path | None:
         """Newest resume checkpoint in the run directory that loads, or None."""
-        for path in sorted(self.ckpt_dir.glob(f"{RESUME_PREFIX}*.safetensors"), reverse=True):
-            try:
-                load_checkpoint(path)
-            except CheckpointError:
-                continue
-            return path
-        return None
+        return latest_resume(self.ckpt_dir)
 
     # ------------------------------------------------------- guard / signals
     def _rollback(self) -> None:
@@ -466,6 +473,11 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, resume: str | Path | None = None) -> dict[str, Any]:
         """Train to ``steps``; ``resume`` is a resume checkpoint path or ``"auto"``."""
+        if self.dist.is_main:
+            # temporary folders of writes killed in an earlier run (never read as checkpoints)
+            for folder in (self.run_dir, self.ckpt_dir):
+                for stale in remove_stale_temporaries(folder):
+                    log.info("removed %s left by an interrupted write", stale)
         if resume == "auto":
             resume = self.latest_resume()
         if resume is not None:
@@ -559,6 +571,21 @@ class Trainer:
         return {
             k: v.to(self.device) if torch.is_tensor(v) else v for k, v in collate(items).items()
         }
+
+
+def latest_resume(ckpt_dir: str | Path) -> Path | None:
+    """Newest ``resume_*.safetensors`` in ``ckpt_dir`` that loads completely, or None.
+
+    Unreadable files are skipped; temporary folders of interrupted writes
+    (``.resume_*.tmp``) never match.
+    """
+    for path in sorted(Path(ckpt_dir).glob(f"{RESUME_PREFIX}*.safetensors"), reverse=True):
+        try:
+            load_checkpoint(path)
+        except CheckpointError:
+            continue
+        return path
+    return None
 
 
 def _progress_bar(enabled: bool):

@@ -45,9 +45,11 @@ def upsampling_factors(cfg: RunConfig) -> list[int]:
 def model_kwargs(cfg: RunConfig, data: DownscalingData) -> dict[str, dict[str, Any]]:
     """Constructor arguments of every model of this run (JSON values)."""
     m, mode = cfg.model, cfg.train.mode
-    if m.residual_input and data.input_vars[: len(data.target_vars)] != data.target_vars:
+    if (m.residual_input or m.conserve_mean != "none") and data.input_vars[
+        : len(data.target_vars)
+    ] != data.target_vars:
         raise ConfigError(
-            f"model.residual_input needs the target variables {data.target_vars} first among the inputs "
+            f"model.residual_input and model.conserve_mean need the target variables {data.target_vars} first among the inputs "
             f"(got {data.input_vars}); use data.autocoarsen or list them first in data.input.variables"
         )
     factors = upsampling_factors(cfg)
@@ -69,6 +71,7 @@ def model_kwargs(cfg: RunConfig, data: DownscalingData) -> dict[str, dict[str, A
             "upsampling_factors": factors,
             "output_activation": m.output_activation,
             "residual_input": m.residual_input,
+            "conserve_mean": m.conserve_mean,
         }
     }
     if mode in ("gan", "vaegan"):

@@ -19,6 +19,7 @@ from geogan.core.errors import CheckpointError, ConfigError
 from geogan.core.modules import build_model
 from geogan.core.seeding import derive_seed
 from geogan.data.normalisation import Normalisation
+from geogan.data.units import same_units
 from geogan.inference import EnsembleWriter, TileSpec, generate_ensemble
 from geogan.recipes.downscaling.build import EXPORT_FORMAT, load_data
 
@@ -51,6 +52,13 @@ def check_data_matches(meta: dict[str, Any], data, path: str | Path) -> None:
             raise CheckpointError(
                 f"{path} was trained with {key.replace('_vars', '')} variables {want} but the data give {list(have)}; "
                 "select the same variables in the same order (data.*.variables)"
+            )
+    saved_units = meta.get("units") or {}
+    for var in dict.fromkeys(data.input_vars + data.target_vars):
+        if same_units(saved_units.get(var), data.units.get(var)) is False:
+            raise CheckpointError(
+                f"{path} was trained with {var!r} in {saved_units[var]!r} but the data give "
+                f"{data.units[var]!r}; convert the data to the training units"
             )
     if int(meta["factor"]) != data.factor:
         raise CheckpointError(
@@ -115,7 +123,7 @@ def generate(
     generator = models["generator"].to(device)
     encoder = models.get("encoder")
     factor = data.factor
-    patch_lr = data.patch_size // factor
+    patch_lr = max(gen.tile_size // factor, 2)
     overlap_lr = min(max(gen.overlap // factor, 1), patch_lr - 1)
     spec = TileSpec(
         patch_lowres=(patch_lr, patch_lr), overlap_lowres=(overlap_lr, overlap_lr), factor=factor

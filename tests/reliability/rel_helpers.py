@@ -1,0 +1,69 @@
+"""Helpers for the reliability tests (issue 4); not a test module.
+
+``tests/cli/conftest.py`` builds the CLI's tiny radar-like data set and config;
+conftest modules are not importable by name, so it is loaded from its file here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import yaml
+
+_spec = importlib.util.spec_from_file_location(
+    "geogan_tests_cli_data", Path(__file__).parent.parent / "cli" / "conftest.py"
+)
+cli_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli_data)
+
+
+def write_config(cfg: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def make_tiny(folder: Path) -> dict:
+    """The tiny data set (rain.nc, constants.nc) and config (cfg.yaml) in ``folder``."""
+    truth = cli_data.make_rain(folder / "rain.nc")
+    constants = cli_data.make_constants(folder / "constants.nc")
+    cfg = cli_data.base_config(truth, constants, folder / "runs")
+    return {
+        "dir": folder,
+        "truth": truth,
+        "constants": constants,
+        "config": write_config(cfg, folder / "cfg.yaml"),
+        "cfg": cfg,
+    }
+
+
+class one_thread:
+    """Torch on one thread inside the block: fast on a shared 2-core machine, and the same
+    thread count as a subprocess started with OMP_NUM_THREADS=1 (for bitwise comparisons)."""
+
+    def __enter__(self):
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self._threads)
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str]:
+    """``geogan <argv>`` in this process on one thread: (exit code, stderr stripped)."""
+    from geogan.cli.main import main
+
+    with one_thread():
+        code = main(["--quiet", *argv])
+    return code, capsys.readouterr().err.strip()
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    """Exit code 2 and a single ``error: ...`` line on stderr naming ``words``."""
+    assert code == 2, (code, err)
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
