@@ -20,7 +20,7 @@ def make_rain(
     lon = np.linspace(4.0, 6.0, size)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     fields = []
-    for t in range(n_times):
+    for _t in range(n_times):
         f = np.zeros((size, size), np.float32)
         for _ in range(4):
             cy, cx = rng.uniform(0, size, 2)
