@@ -193,7 +193,9 @@ def test_mismatched_units_are_refused_naming_both(tiny, capsys):
     flux["precip"] = flux["precip"] / 3600.0
     flux["precip"].attrs["units"] = "kg m-2 s-1"
     cfg = _with_input(tiny, flux, "flux.nc")
-    _assert_refused(*_train(tiny, capsys, cfg), tiny, "'precip'", "'kg m-2 s-1'", "'mm/h'", "flux.nc")
+    _assert_refused(
+        *_train(tiny, capsys, cfg), tiny, "'precip'", "'kg m-2 s-1'", "'mm/h'", "flux.nc"
+    )
 
     # temperature in K (truth) against degC (input)
     t_truth = truth.rename(precip="t2m")
@@ -214,7 +216,9 @@ def test_same_units_spelt_differently_train(tiny, capsys):
     """Documented: ``mm h-1`` and ``mm/h`` (or ``K`` and ``kelvin``) are the same unit."""
     coarse = _coarse(_truth(tiny))
     coarse["precip"].attrs["units"] = "mm h-1"
-    code, err = _train(tiny, capsys, _with_input(tiny, coarse, "same.nc"), run_dir=tiny["dir"] / "r")
+    code, err = _train(
+        tiny, capsys, _with_input(tiny, coarse, "same.nc"), run_dir=tiny["dir"] / "r"
+    )
     assert code == 0, err
 
 
@@ -253,7 +257,9 @@ def test_time_gaps_and_disorder_work_duplicates_are_refused(tiny, capsys):
     assert code == 0, err
     dup = truth.isel(time=[0, 1, 2, 2, 3, 4, 5, 6])
     cfg = _with_truth(tiny, dup, "dup.nc")
-    _assert_refused(*_train(tiny, capsys, cfg), tiny, "dup.nc", "duplicate time", "2021-06-01T06:00")
+    _assert_refused(
+        *_train(tiny, capsys, cfg), tiny, "dup.nc", "duplicate time", "2021-06-01T06:00"
+    )
     # an input with a duplicate is refused as clearly
     cfg = _with_input(tiny, _coarse(dup), "dup_input.nc")
     _assert_refused(*_train(tiny, capsys, cfg), tiny, "dup_input.nc", "duplicate time")
@@ -263,9 +269,14 @@ def test_empty_selections(tiny, capsys):
     truth = _truth(tiny)
     daily = truth.assign_coords(time=pd.date_range("2021-06-01", periods=8, freq="1D"))
     cfg = _with_truth(tiny, daily, "daily.nc")
-    cfg["data"]["split"] = {"holdout_fraction": 0.5, "group_by": "day"}  # each day's only time is held out
+    cfg["data"]["split"] = {
+        "holdout_fraction": 0.5,
+        "group_by": "day",
+    }  # each day's only time is held out
     _assert_refused(*_train(tiny, capsys, cfg), tiny, "no training times")
-    _assert_refused(*_train(tiny, capsys, None, "data.truth.variables=[]"), tiny, "no variables selected")
+    _assert_refused(
+        *_train(tiny, capsys, None, "data.truth.variables=[]"), tiny, "no variables selected"
+    )
     truth.isel(time=[]).to_netcdf(tiny["dir"] / "no_times.nc", unlimited_dims=["time"])
     cfg = _with_truth(tiny, truth, "unused.nc")
     cfg["data"]["truth"]["path"] = str(tiny["dir"] / "no_times.nc")

@@ -67,7 +67,11 @@ def test_checkpoint_refuses_data_with_other_variables(trained, tmp_path, capsys)
         assert_one_line_error(code, err, f"{role} variables ['precip']", "['rain']")
         assert not out.exists()
     # the same variables from an input file instead of autocoarsen are accepted
-    same = ["data.autocoarsen=false", f"data.input.path={tmp_path / 'coarse_precip.nc'}", "data.input.variables=[precip]"]
+    same = [
+        "data.autocoarsen=false",
+        f"data.input.path={tmp_path / 'coarse_precip.nc'}",
+        "data.input.variables=[precip]",
+    ]
     code, err = _generate(trained, capsys, tmp_path / "ok.nc", *same)
     assert code == 0, err
 
@@ -154,7 +158,9 @@ def test_disk_full_while_writing_a_checkpoint(tiny, monkeypatch, capsys):
 def test_disk_full_while_writing_an_ensemble(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(os, "fsync", _enospc)  # the flush before the rename fails
     out = tmp_path / "ens.nc"
-    assert_one_line_error(*_generate(trained, capsys, out), f"no space left on device while writing {out}")
+    assert_one_line_error(
+        *_generate(trained, capsys, out), f"no space left on device while writing {out}"
+    )
     assert not out.exists() and not _leftovers(tmp_path)
 
 

@@ -182,16 +182,16 @@ class DownscalingData:
                 stacklevel=2,
             )
             input_path = None
-        opened: list[xr.Dataset] = []
+        opened: dict[Path, xr.Dataset] = {}  # one handle per file, even if named twice
         try:
-            truth = open_source(truth_path, cfg.truth.variables, cfg.truth.time_dim, role="truth")
-            opened.append(truth)
+            truth = open_source(
+                truth_path, cfg.truth.variables, cfg.truth.time_dim, role="truth", opened=opened
+            )
             inputs = None
             if input_path is not None:
                 inputs = open_source(
-                    input_path, cfg.input.variables, cfg.input.time_dim, role="input"
+                    input_path, cfg.input.variables, cfg.input.time_dim, role="input", opened=opened
                 )
-                opened.append(inputs)
             constants = None
             if const_path is not None:
                 constants = open_source(
@@ -200,8 +200,8 @@ class DownscalingData:
                     cfg.constants.time_dim,
                     role="constants",
                     require_time=False,
+                    opened=opened,
                 )
-                opened.append(constants)
             return cls.from_datasets(
                 cfg,
                 truth,
@@ -212,7 +212,7 @@ class DownscalingData:
                 normalised=True,
             )
         finally:
-            for ds in opened:
+            for ds in opened.values():
                 ds.close()
 
     @classmethod

@@ -37,7 +37,8 @@ ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
 _LATLON_NAMES = ("lat", "lon", "latitude", "longitude", "nav_lat", "nav_lon")
 
 # Errors the IO backends raise for unreadable files; anything else is a bug.
-_READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError)
+# OverflowError: corrupt time values that cannot be decoded.
+_READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError, OverflowError)
 
 
 def _short(exc: BaseException) -> str:
@@ -63,16 +64,22 @@ def read_netcdf(path: Path) -> xr.Dataset:
             f"{path} is not a NetCDF file (no NetCDF/HDF5 signature at its start); "
             "check the path or convert the file to NetCDF"
         )
-    try:
-        import netCDF4  # noqa: F401
+    if head.startswith((b"CDF\x01", b"CDF\x02")):
+        # Classic and 64-bit-offset files go through scipy's pure-Python reader: the netCDF-C
+        # library can crash the process (segfault) or allocate without bound on a corrupt
+        # classic header, where scipy raises an exception (found by fuzzing, issue 4).
+        engine = "scipy"
+    else:
+        try:
+            import netCDF4  # noqa: F401
 
-        engine = "netcdf4"
-    except ImportError:  # pragma: no cover - netCDF4 is a dependency
-        engine = "h5netcdf" if head.startswith(b"\x89HDF") else "scipy"
+            engine = "netcdf4"
+        except ImportError:  # pragma: no cover - netCDF4 is a dependency
+            engine = "h5netcdf" if head.startswith(b"\x89HDF") else "scipy"
     try:
         # cache=False: reading a time slice must not keep the whole variable in memory.
         return xr.open_dataset(path, engine=engine, cache=False)
-    except _READ_ERRORS as exc:
+    except (*_READ_ERRORS, MemoryError) as exc:  # MemoryError: a header declaring absurd sizes
         raise DataError(
             f"{path} could not be read as NetCDF ({_short(exc)}); the file may be corrupt or truncated"
         ) from None
@@ -149,6 +156,7 @@ def open_source(
     *,
     role: str | None = None,
     require_time: bool = True,
+    opened: dict[Path, xr.Dataset] | None = None,
 ) -> xr.Dataset:
     """Open ``variables`` of a NetCDF/Zarr/GRIB source in the common layout (module docstring).
 
@@ -159,6 +167,10 @@ def open_source(
         role: config section the source comes from (``truth``, ``input``, ``constants``),
             used only to point error messages at the right key.
         require_time: fields need a time dim; constants (``False``) must not vary in time.
+        opened: files already opened, by resolved path: a file named again is not opened a
+            second time and a new one is added. The caller then closes them (not the result).
+            One handle per file also avoids a netCDF-C crash on files opened twice at once
+            (vlen strings, found by fuzzing).
 
     Returns:
         A lazy Dataset; fields ``(time, y, x)``, constants ``(y, x)``.
@@ -168,14 +180,23 @@ def open_source(
         raise DataError(f"no variables selected from {path}; {_hint(role, 'variables')}")
     if not path.exists():
         raise DataError(f"{role or 'source'} file {path} not found; {_hint(role, 'path')}")
+    if opened is not None:
+        key = path.resolve()
+        if key not in opened:
+            opened[key] = reader_for(path)(path)
+        return normalise_dataset(
+            opened[key], variables, time_dim, role=role, path=path, require_time=require_time
+        )
     ds = reader_for(path)(path)
     try:
-        return normalise_dataset(
+        result = normalise_dataset(
             ds, variables, time_dim, role=role, path=path, require_time=require_time
         )
     except BaseException:
         ds.close()
         raise
+    result.set_close(ds.close)  # selecting variables drops it: closing the result closes the file
+    return result
 
 
 def normalise_dataset(
@@ -217,6 +238,11 @@ def normalise_dataset(
         if time_dim in ds.dims:
             if "time" in ds.variables:
                 ds = ds.drop_vars("time")  # e.g. a forecast reference time beside valid_time
+            if "time" in ds.dims:
+                raise DataError(
+                    f"{path} has both a {time_dim!r} and a 'time' dimension; "
+                    f"{_hint(role, 'time_dim')} (the dimension of the valid times)"
+                )
             ds = ds.rename({time_dim: "time"})
         elif "time" in ds.dims and require_time:
             raise DataError(

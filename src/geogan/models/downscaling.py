@@ -37,7 +37,7 @@ from geogan.core.errors import ConfigError, DataError
 from geogan.core.modules import register_model
 from geogan.models._shapes import check_factors, check_tensor
 from geogan.nn import Downsample, ResidualBlock, Upsample, check_dims, conv_nd, total_factor
-from geogan.nn.conv import PaddingModes, padding_modes
+from geogan.nn.conv import Pad, PaddingModes, padding_modes
 
 ARCHS = {"normal": (False, 3), "forceconv": (True, 3), "forceconv-long": (True, 6)}
 """arch -> (1x1 convolution on every skip, residual blocks before upsampling)."""
@@ -86,6 +86,35 @@ def _constants_or_none(constants: torch.Tensor | None, k: int, who: str) -> torc
     if constants is None:
         raise DataError(f"{who}: constant_channels={k} but no constants were given")
     return constants
+
+
+class _PadInInputDtype(nn.Module):
+    """Runs a :class:`~geogan.nn.conv.Pad` with autocast off, so the padded tensor keeps the
+    input's dtype.
+
+    CPU autocast lists reflection/replication padding among its float32 ops: under bf16
+    autocast every padded convolution would otherwise pad a bf16 activation into a new
+    float32 tensor, then cast it back to bf16 for the convolution (two full-size copies
+    forward, two more backward). Padding copies values, so the result is identical in
+    every dtype. Holds no parameters: state dicts are unchanged.
+    """
+
+    def __init__(self, pad: Pad) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.pad(x)
+
+
+def _pad_in_input_dtype(model: nn.Module) -> None:
+    """Wrap every padding of ``model``'s padded convolutions in :class:`_PadInInputDtype`."""
+    padded = [
+        m for m in model.modules() if isinstance(getattr(m, "pad", None), Pad) and not isinstance(m, _PadInInputDtype)
+    ]
+    for module in padded:
+        module.pad = _PadInInputDtype(module.pad)
 
 
 def sample_latent(
@@ -225,6 +254,7 @@ class DownscalingGenerator(nn.Module):
         )
         self.output = conv_nd(dims, filters, self.out_channels, kernel_size=1)
         self.activation = nn.Softplus() if output_activation == "softplus" else nn.Identity()
+        _pad_in_input_dtype(self)
 
     def noise_shape(self, input: torch.Tensor) -> tuple[int, ...]:
         """Shape ``(B, N, *input spatial)`` of the noise for ``input [B, C_in, *n]``."""
@@ -379,26 +409,28 @@ class DownscalingCritic(nn.Module):
         self.dense = nn.Sequential(
             nn.Linear(filters, filters), nn.LeakyReLU(NEGATIVE_SLOPE), nn.Linear(filters, 1)
         )
+        _pad_in_input_dtype(self)
 
     def forward(
         self, input: torch.Tensor, constants: torch.Tensor | None, image: torch.Tensor
     ) -> torch.Tensor:
         """``[B, C_in, *n]``, ``[B, K, *(n * factor)] | None``, ``[B, C_out, *(n * factor)]`` -> ``[B, 1]``."""
+        return self.score(self.low_features(input, constants), constants, image)
+
+    def low_features(self, input: torch.Tensor, constants: torch.Tensor | None) -> torch.Tensor:
+        """The low-resolution stream alone: ``[B, C_in, *n]``, ``[B, K, *(n * factor)] | None``
+        -> ``[B, C_low, *n]``.
+
+        It does not depend on the image, so a training step scoring several images of the
+        same condition (real, generated, interpolated for the gradient penalty) computes it
+        once and passes it to :meth:`score`.
+        """
         who = type(self).__name__
         check_tensor(input, who=who, name="input", dims=self.dims, channels=self.in_channels)
         batch, low = input.shape[0], tuple(input.shape[2:])
         high = tuple(n * self.factor for n in low)
-        check_tensor(
-            image,
-            who=who,
-            name="image",
-            dims=self.dims,
-            batch=batch,
-            channels=self.out_channels,
-            spatial=high,
-        )
         constants = _constants_or_none(constants, self.constant_channels, who)
-        lo, hi = input, image
+        lo = input
         if constants is not None:
             check_tensor(
                 constants,
@@ -410,11 +442,43 @@ class DownscalingCritic(nn.Module):
                 spatial=high,
             )
             lo = torch.cat([input, self.constants_pool(constants)], dim=1)
-            hi = torch.cat([image, constants], dim=1)
-        for low_block, down, high_block in zip(self.low_blocks, self.high_down, self.high_blocks):
+        for low_block in self.low_blocks:
             lo = low_block(lo)
+        return lo
+
+    def score(
+        self, low: torch.Tensor, constants: torch.Tensor | None, image: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores ``[B, 1]`` from ``low = low_features(input, constants)`` ``[B, C_low, *n]``,
+        ``constants [B, K, *(n * factor)] | None`` and ``image [B, C_out, *(n * factor)]``."""
+        who = type(self).__name__
+        batch = low.shape[0]
+        high = tuple(n * self.factor for n in low.shape[2:])
+        check_tensor(
+            image,
+            who=who,
+            name="image",
+            dims=self.dims,
+            batch=batch,
+            channels=self.out_channels,
+            spatial=high,
+        )
+        constants = _constants_or_none(constants, self.constant_channels, who)
+        hi = image
+        if constants is not None:
+            check_tensor(
+                constants,
+                who=who,
+                name="constants",
+                dims=self.dims,
+                batch=batch,
+                channels=self.constant_channels,
+                spatial=high,
+            )
+            hi = torch.cat([image, constants], dim=1)
+        for down, high_block in zip(self.high_down, self.high_blocks):
             hi = high_block(down(hi))
-        x = self.joint(torch.cat([lo, hi], dim=1))
+        x = self.joint(torch.cat([low, hi], dim=1))
         return self.dense(_spatial_mean(x))
 
 
@@ -473,6 +537,7 @@ class DownscalingEncoder(nn.Module):
         )
         self.mean = conv_nd(dims, filters, self.latent_variables, kernel_size=1)
         self.logvar = conv_nd(dims, filters, self.latent_variables, kernel_size=1)
+        _pad_in_input_dtype(self)
 
     def forward(
         self, input: torch.Tensor, constants: torch.Tensor | None = None

@@ -17,6 +17,15 @@ from geogan.training.phases import TrainingSetup
 
 EXPORT_FORMAT = "downscaling/1"
 
+#: units of quantities that cannot be negative (rain rates and amounts): generated
+#: members are clipped at 0 after the inverse transform, baselines likewise in evaluate
+NONNEGATIVE_UNITS = frozenset({"mm/h", "mm h-1", "mm", "kg m-2", "kg m-2 s-1", "mm hr-1"})
+
+
+def is_nonnegative(units: str | None) -> bool:
+    """Whether a variable with these units is non-negative (precipitation)."""
+    return (units or "").strip() in NONNEGATIVE_UNITS
+
 
 def factorise(factor: int) -> list[int]:
     """Upsampling stages whose product is ``factor``: prime factors, largest first (10 -> [5, 2])."""

@@ -17,9 +17,9 @@ from geogan.core.errors import DataError, OutputExistsError
 from geogan.evaluation.evaluate import evaluate as evaluate_arrays
 from geogan.evaluation.plots import make_figures
 from geogan.evaluation.report import write_report
-from geogan.recipes.downscaling.build import load_data
+from geogan.recipes.downscaling.build import NONNEGATIVE_UNITS, is_nonnegative, load_data
 
-NONNEGATIVE_UNITS = {"mm/h", "mm h-1", "mm", "kg m-2", "kg m-2 s-1", "mm hr-1"}
+__all__ = ["NONNEGATIVE_UNITS", "evaluate"]
 
 
 def _open(path: Path) -> xr.Dataset:
@@ -89,7 +89,7 @@ def evaluate(
         valid = np.isfinite(truth) & np.repeat(np.repeat(ok_in, factor, axis=1), factor, axis=2)
         members = ds[var].transpose("member", "time", ...).values
         valid &= np.isfinite(members).all(axis=0)
-        nonneg = data.units.get(var, "") in NONNEGATIVE_UNITS
+        nonneg = is_nonnegative(data.units.get(var))
         result = evaluate_arrays(
             np.where(valid, truth, np.nan),
             {"geogan": members},

@@ -21,7 +21,7 @@ from geogan.core.seeding import derive_seed
 from geogan.data.normalisation import Normalisation
 from geogan.data.units import same_units
 from geogan.inference import EnsembleWriter, TileSpec, generate_ensemble
-from geogan.recipes.downscaling.build import EXPORT_FORMAT, load_data
+from geogan.recipes.downscaling.build import EXPORT_FORMAT, is_nonnegative, load_data
 
 
 def load_export(path: str | Path) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
@@ -121,6 +121,9 @@ def generate(
     idx = select_times(data, times)
     device = select_device(cfg.device)
     generator = models["generator"].to(device)
+    if cfg.train.channels_last and getattr(generator, "dims", 2) == 2:
+        # as in training: oneDNN convolutions in NHWC are about twice as fast on CPU
+        generator = generator.to(memory_format=torch.channels_last)
     encoder = models.get("encoder")
     factor = data.factor
     patch_lr = max(gen.tile_size // factor, 2)
@@ -135,6 +138,10 @@ def generate(
     )
     precision = "fp32" if precision == "auto" else precision
     target_vars = list(meta["target_vars"])
+    units = meta.get("units") or {}
+    nonneg_channels = [
+        c for c, v in enumerate(target_vars) if is_nonnegative(units.get(v, data.units.get(v)))
+    ]
     cfg_json = json.dumps(cfg.model_dump(mode="json"))
     attrs = {
         "geogan_config": cfg_json,
@@ -176,6 +183,9 @@ def generate(
                 noise_fn=noise_fn,
             )
             phys = norm.inverse_stack(ens.numpy(), target_vars, channel_axis=-3).astype(np.float32)
+            for c in nonneg_channels:
+                # rain cannot be negative: a linear output layer (or zscore) may go below 0
+                np.maximum(phys[:, c], 0.0, out=phys[:, c])
             phys[:, :, ~input_valid_highres(raw["input"], factor)] = np.nan
             writer.write(phys, time_index=i)
             if bar:

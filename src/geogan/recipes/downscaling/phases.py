@@ -74,20 +74,39 @@ class CriticPhase:
     def loss(self, batch, ctx: StepContext):
         d = ctx.models["critic"]
         x, c, y, mask = batch["input"], _constants(batch), batch["target"], batch["mask"]
+        split = hasattr(d, "low_features") and hasattr(d, "score")
+        # One autocast region for the whole loss: each weight is cast to bf16 once per step
+        # (autocast caches casts until its outermost region exits), not once per critic call.
         with ctx.autocast():
             with torch.no_grad():
                 fake, _ = sample_members(batch, ctx, self.mode, 1)
             fake = fake[0] * mask
-            real_s, fake_s = d(x, c, y), d(x, c, fake)
+            if split:
+                # The low-resolution stream depends on the condition only: computed once and
+                # shared by the real, generated and interpolated images (its backward runs
+                # once, on the summed gradient). Real and generated images go through the
+                # rest of the critic as one batch of 2B (samples are independent: no batch norm).
+                low = d.low_features(x, c)
+                scores = d.score(_repeat(low, 2), _repeat(c, 2), torch.cat([y, fake.to(y.dtype)]))
+                real_s, fake_s = scores[: y.shape[0]], scores[y.shape[0] :]
+
+                def critic_fn(im: torch.Tensor) -> torch.Tensor:
+                    return d.score(low, c, im)
+
+            else:
+                real_s, fake_s = d(x, c, y), d(x, c, fake)
+
+                def critic_fn(im: torch.Tensor) -> torch.Tensor:
+                    return d(x, c, im)
+
             loss = self.adversarial.critic_loss(real_s, fake_s)
-        parts = {"wdist": (real_s.float().mean() - fake_s.float().mean()).detach()}
-        if self.gp_weight > 0:
-            with ctx.autocast():
+            parts = {"wdist": (real_s.float().mean() - fake_s.float().mean()).detach()}
+            if self.gp_weight > 0:
                 gp = gradient_penalty(
-                    lambda im: d(x, c, im), y, fake, self.gp_weight, generator=ctx.rng(GP_TAG)
+                    critic_fn, y, fake, self.gp_weight, generator=ctx.rng(GP_TAG)
                 )
-            loss = loss + gp
-            parts["gp"] = gp.detach()
+                loss = loss + gp
+                parts["gp"] = gp.detach()
         return loss, parts
 
 
