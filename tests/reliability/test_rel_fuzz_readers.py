@@ -105,14 +105,34 @@ def coordinate(draw, dim: str, size: int):
 
 @st.composite
 def datasets(draw):
-    pool = draw(st.lists(st.sampled_from(DIMS), max_size=4, unique=True))
-    sizes = {d: draw(st.integers(0, 9)) for d in pool}
+    # half the examples look like real fields (time + two spatial dims, most in that order)
+    # so that the later stages (alignment, statistics, sampling) are reached too
+    plausible = draw(st.booleans())
+    if plausible:
+        y, x = draw(st.sampled_from([("lat", "lon"), ("y", "x"), ("lon", "lat")]))
+        pool = ["time", y, x] + (["level"] if draw(st.integers(0, 3)) == 0 else [])
+        sizes = {d: draw(st.integers(4, 9)) for d in (y, x)}
+        sizes["time"] = draw(st.integers(1, 9))
+        sizes["level"] = draw(st.integers(1, 2))
+    else:
+        pool = draw(st.lists(st.sampled_from(DIMS), max_size=4, unique=True))
+        sizes = {d: draw(st.integers(0, 9)) for d in pool}
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     data_vars, encoding = {}, {}
-    for name in draw(st.lists(st.sampled_from(VAR_NAMES), min_size=1, max_size=2, unique=True)):
-        dims = draw(st.permutations(pool)) if pool else []
-        dims = dims[: draw(st.integers(0, len(dims)))] if dims else []
+    names = ["precip", *draw(st.lists(st.sampled_from(VAR_NAMES[1:]), max_size=1))]
+    for name in (
+        names
+        if plausible
+        else draw(st.lists(st.sampled_from(VAR_NAMES), min_size=1, max_size=2, unique=True))
+    ):
+        if plausible and name != "precip" and draw(st.booleans()):
+            dims = pool[1:3]  # a fixed field beside the data, e.g. orography
+        elif plausible and draw(st.integers(0, 3)) > 0:
+            dims = [d for d in pool if d != "level" or draw(st.booleans())]
+        else:
+            dims = draw(st.permutations(pool)) if pool else []
+            dims = dims[: draw(st.integers(0, len(dims)))] if dims else []
         shape = tuple(sizes[d] for d in dims)
         dtype = draw(st.sampled_from(DTYPES))
         fill = draw(st.sampled_from(["gamma", "constant", "nan", "normal"]))
@@ -182,7 +202,9 @@ def _write(ds, encoding, fmt, zero_dims, path) -> bool:
         return False
 
 
-def _exercise(path: Path, variables: list[str], time_dim: str, require_time: bool) -> None:
+def _exercise(
+    path: Path, variables: list[str], time_dim: str, require_time: bool, constants: list[str]
+) -> None:
     """Everything a user's data goes through before training starts."""
     ds = _clean(
         "open",
@@ -211,7 +233,7 @@ def _exercise(path: Path, variables: list[str], time_dim: str, require_time: boo
         "input+constants": DataConfig(
             truth=source,
             input=source,
-            constants={"path": str(path), "variables": variables[-1:]},
+            constants={"path": str(path) if constants else None, "variables": constants},
             factor=1,
             **common,
         ),
@@ -238,8 +260,11 @@ def test_generated_netcdf_files_work_or_raise_a_clear_error(tmp_path, generated,
         reject()
     names = [str(v) for v in ds.data_vars] + ["missing_var"]
     variables = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))
-    time_dim = data.draw(st.sampled_from(["time", "t"]))
-    _exercise(path, variables, time_dim, require_time=data.draw(st.booleans()))
+    others = [n for n in names if n not in variables]
+    constants = data.draw(st.sampled_from([[], others[:1]]))
+    time_dim = data.draw(st.sampled_from(["time", "time", "t"]))
+    require_time = data.draw(st.sampled_from([True, True, False]))
+    _exercise(path, variables, time_dim, require_time, constants)
 
 
 # ----------------------------------------------------------------- damaged bytes
@@ -292,7 +317,7 @@ def test_damaged_files_work_or_raise_a_clear_error(tmp_path, damaged):
     body, suffix = damaged
     path = tmp_path / f"damaged{next(_counter)}{suffix}"
     path.write_bytes(body)
-    _exercise(path, ["precip"], "time", require_time=True)
+    _exercise(path, ["precip"], "time", require_time=True, constants=[])
 
 
 # A corrupt 64-bit-offset NetCDF header found by this fuzzing: the netCDF-C library

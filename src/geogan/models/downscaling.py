@@ -312,7 +312,9 @@ class DownscalingGenerator(nn.Module):
             raise DataError(f"{who}: got noise but the model has noise_channels=0")
         x = self.upsampling(self.low_res(torch.cat(parts, dim=1)))
         if constants is not None:
-            x = torch.cat([x, constants], dim=1)
+            # In x's dtype: under bf16 autocast a float32 operand would make cat promote the
+            # full-resolution activation to float32 (its convolutions cast it back anyway).
+            x = torch.cat([x, constants.to(x.dtype)], dim=1)
         y = self.output(self.high_res(x))
         if self.residual_input:
             base = nn.functional.interpolate(
