@@ -268,7 +268,10 @@ def generate_evaluate(
         overwrite=True,
     )
     n_times = max(int(gen["times"]), 1)
-    _log(f"  {gen['times']} times in {gen['seconds']:.0f} s ({gen['seconds'] / n_times:.1f} s/time)", quiet)
+    _log(
+        f"  {gen['times']} times in {gen['seconds']:.0f} s ({gen['seconds'] / n_times:.1f} s/time)",
+        quiet,
+    )
     _log(f"evaluate -> {folder / 'report'}", quiet)
     ev = recipe.evaluate(ens, out=folder / "report", overwrite=True)
     _log(f"  {ev['seconds']:.0f} s ({ev['seconds'] / n_times:.1f} s/time)", quiet)
@@ -369,25 +372,36 @@ def _metric_table(rows: dict[str, dict[str, Any]]) -> list[str]:
         ("CRPS (mm/h)", lambda r: _fmt(r["crps"])),
         (
             "best interpolation CRPS = MAE (mm/h)",
-            lambda r: f"{_fmt(r['interpolation']['crps']['value'])} ({r['interpolation']['crps']['best']})",
+            lambda r: (
+                f"{_fmt(r['interpolation']['crps']['value'])} ({r['interpolation']['crps']['best']})"
+            ),
         ),
-        ("CRPS improvement over best interpolation", lambda r: f"{_fmt(r['crps_improvement_pct'], 3)}%"),
+        (
+            "CRPS improvement over best interpolation",
+            lambda r: f"{_fmt(r['crps_improvement_pct'], 3)}%",
+        ),
         ("CRPS pooled 16x16 s4", lambda r: _fmt(r[POOL_KEY])),
         (
             "best interpolation, pooled 16x16 s4",
-            lambda r: f"{_fmt(r['interpolation'][POOL_KEY]['value'])} ({r['interpolation'][POOL_KEY]['best']})",
+            lambda r: (
+                f"{_fmt(r['interpolation'][POOL_KEY]['value'])} ({r['interpolation'][POOL_KEY]['best']})"
+            ),
         ),
         ("LSD (dB)", lambda r: _fmt(r["lsd_db"], 3)),
         ("bicubic LSD (dB)", lambda r: _fmt(r["interpolation"]["bicubic_lsd_db"], 3)),
         ("spread-skill ratio", lambda r: _fmt(r["ssr"], 3)),
         (
             "rank histogram non-zero, min / max x uniform",
-            lambda r: f"{_fmt(r['rank_min_ratio_nonzero'], 3)} / {_fmt(r['rank_max_ratio_nonzero'], 3)}",
+            lambda r: (
+                f"{_fmt(r['rank_min_ratio_nonzero'], 3)} / {_fmt(r['rank_max_ratio_nonzero'], 3)}"
+            ),
         ),
         ("FSS 1 mm/h 16 px", lambda r: _fmt(r[FSS_KEY])),
         (
             "best interpolation FSS 1 mm/h 16 px",
-            lambda r: f"{_fmt(r['interpolation'][FSS_KEY]['value'])} ({r['interpolation'][FSS_KEY]['best']})",
+            lambda r: (
+                f"{_fmt(r['interpolation'][FSS_KEY]['value'])} ({r['interpolation'][FSS_KEY]['best']})"
+            ),
         ),
         ("bias (mm/h)", lambda r: _fmt(r["bias"], 3)),
     ]
@@ -442,7 +456,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     bom = summary.get("bom")
     if bom:
         rows["BoM transfer (no retraining)"] = bom["headline"]
-    for key, label in (("meteonet_const", "MeteoNet SE + constants"), ("meteonet_noconst", "MeteoNet SE, no constants")):
+    for key, label in (
+        ("meteonet_const", "MeteoNet SE + constants"),
+        ("meteonet_noconst", "MeteoNet SE, no constants"),
+    ):
         if summary.get(key):
             rows[label] = summary[key]["headline"]
     if rows:
@@ -530,17 +547,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_BUDGET,
         help="total minutes the whole benchmark should take (sets the default --meteonet-minutes)",
     )
-    p.add_argument("--members", type=int, default=None, help="ensemble members (default 16; --quick: 4)")
-    p.add_argument("--quick", action="store_true", help="smoke run: a few steps, 4 members, few BoM times")
+    p.add_argument(
+        "--members", type=int, default=None, help="ensemble members (default 16; --quick: 4)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: a few steps, 4 members, few BoM times"
+    )
     p.add_argument("--skip-bom", action="store_true", help="no BoM transfer")
     p.add_argument("--skip-meteonet", action="store_true", help="no MeteoNet runs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--steps", type=int, default=None, help="stop every training after this many steps")
+    p.add_argument(
+        "--steps", type=int, default=None, help="stop every training after this many steps"
+    )
     p.add_argument("--knmi-config", type=Path, default=PRESETS / "radar_knmi_x8.yaml")
     p.add_argument("--meteonet-config", type=Path, default=PRESETS / "meteonet_x8.yaml")
-    p.add_argument("--meteonet-noconst-config", type=Path, default=PRESETS / "meteonet_x8_noconst.yaml")
     p.add_argument(
-        "--bom-path", default="../shared/data/radar/bom_20201031.nc", help="BoM radar NetCDF (precip, mm/h)"
+        "--meteonet-noconst-config", type=Path, default=PRESETS / "meteonet_x8_noconst.yaml"
+    )
+    p.add_argument(
+        "--bom-path",
+        default="../shared/data/radar/bom_20201031.nc",
+        help="BoM radar NetCDF (precip, mm/h)",
     )
     p.add_argument(
         "--bom-min-wet",
@@ -548,7 +575,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.01,
         help="a BoM time has rain when more than this share of valid pixels exceeds --bom-rain",
     )
-    p.add_argument("--bom-rain", type=float, default=0.1, help="rain threshold in mm/h (default 0.1)")
+    p.add_argument(
+        "--bom-rain", type=float, default=0.1, help="rain threshold in mm/h (default 0.1)"
+    )
     p.add_argument(
         "--bom-stride",
         type=int,
@@ -564,7 +593,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="config override applied to every run (repeatable), e.g. --set model.filters_gen=32",
     )
-    p.add_argument("--progress", action="store_true", help="progress bars (default: only log lines)")
+    p.add_argument(
+        "--progress", action="store_true", help="progress bars (default: only log lines)"
+    )
     p.add_argument("--quiet", action="store_true", help="no log lines")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -608,9 +639,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{info['threads']} threads, device {info['device']}"
         ),
         "loadavg_start": os.getloadavg()[0],
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-        },
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "timings": {},
         "notes": [],
     }
@@ -639,7 +668,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train = train_stage(cfg, knmi_dir / "run", progress, quiet)
         ckpt = knmi_dir / "run" / "model.safetensors"
         ev = generate_evaluate(
-            ckpt, knmi_dir, members=args.members, times="test", overrides=[], progress=progress, quiet=quiet
+            ckpt,
+            knmi_dir,
+            members=args.members,
+            times="test",
+            overrides=[],
+            progress=progress,
+            quiet=quiet,
         )
         summary["knmi"] = {
             "config": str(args.knmi_config),
@@ -648,16 +683,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "targets": knmi_targets(ev["metrics"]),
             "headline": headline(ev["metrics"]),
         }
-        summary["timings"]["knmi train"] = {"seconds": train["wall_seconds"], "per_step": train["seconds_per_step"]}
-        summary["timings"]["knmi generate"] = {"seconds": ev["generate_seconds"], "per_time": ev["generate_seconds_per_time"]}
-        summary["timings"]["knmi evaluate"] = {"seconds": ev["evaluate_seconds"], "per_time": ev["evaluate_seconds_per_time"]}
+        summary["timings"]["knmi train"] = {
+            "seconds": train["wall_seconds"],
+            "per_step": train["seconds_per_step"],
+        }
+        summary["timings"]["knmi generate"] = {
+            "seconds": ev["generate_seconds"],
+            "per_time": ev["generate_seconds_per_time"],
+        }
+        summary["timings"]["knmi evaluate"] = {
+            "seconds": ev["evaluate_seconds"],
+            "per_time": ev["evaluate_seconds_per_time"],
+        }
         px_knmi = ev["grid"][0] * ev["grid"][1] * ev["times"]
         rate = {
             "gen": ev["generate_seconds"] / max(px_knmi * ev["members"], 1),
             "eval": ev["evaluate_seconds"] / max(px_knmi, 1),
         }
         for t in summary["knmi"]["targets"]:
-            _log(f"  {'PASS' if t['pass'] else 'FAIL'} {t['target']}: {_fmt(t['value'])} ({t['detail']})", quiet)
+            _log(
+                f"  {'PASS' if t['pass'] else 'FAIL'} {t['target']}: {_fmt(t['value'])} ({t['detail']})",
+                quiet,
+            )
         save()
 
         # ---- BoM transfer
@@ -666,11 +713,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bom_path = _resolve_data_path(args.bom_path)
             var = cfg.data.truth.variables[0]
             index, fractions, n_wet = select_wet_times(
-                bom_path, var, min_wet=args.bom_min_wet, rain=args.bom_rain,
-                stride=args.bom_stride, max_times=args.bom_max_times,
+                bom_path,
+                var,
+                min_wet=args.bom_min_wet,
+                rain=args.bom_rain,
+                stride=args.bom_stride,
+                max_times=args.bom_max_times,
             )
             if index.size == 0:
-                raise SkillError(f"no BoM time has more than {args.bom_min_wet:g} of its pixels wet")
+                raise SkillError(
+                    f"no BoM time has more than {args.bom_min_wet:g} of its pixels wet"
+                )
             subset = write_subset(bom_path, index, bom_dir / "bom_wet_times.nc")
             import xarray as xr
 
@@ -679,12 +732,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _write_text(
                 bom_dir / "times.txt",
                 "time wet_fraction\n"
-                + "".join(f"{np.datetime_as_string(times[i], unit='m')} {fractions[i]:.4f}\n" for i in index),
+                + "".join(
+                    f"{np.datetime_as_string(times[i], unit='m')} {fractions[i]:.4f}\n"
+                    for i in index
+                ),
             )
             _log(f"BoM: {index.size} of {n_wet} wet times (of {fractions.size})", quiet)
             ev = generate_evaluate(
-                ckpt, bom_dir, members=args.members, times="all",
-                overrides=[f"data.truth.path={subset}"], progress=progress, quiet=quiet,
+                ckpt,
+                bom_dir,
+                members=args.members,
+                times="all",
+                overrides=[f"data.truth.path={subset}"],
+                progress=progress,
+                quiet=quiet,
             )
             summary["bom"] = {
                 "source": bom_path,
@@ -698,13 +759,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "eval": {k: v for k, v in ev.items() if k != "metrics"},
                 "headline": headline(ev["metrics"]),
             }
-            summary["timings"]["bom generate"] = {"seconds": ev["generate_seconds"], "per_time": ev["generate_seconds_per_time"]}
-            summary["timings"]["bom evaluate"] = {"seconds": ev["evaluate_seconds"], "per_time": ev["evaluate_seconds_per_time"]}
+            summary["timings"]["bom generate"] = {
+                "seconds": ev["generate_seconds"],
+                "per_time": ev["generate_seconds_per_time"],
+            }
+            summary["timings"]["bom evaluate"] = {
+                "seconds": ev["evaluate_seconds"],
+                "per_time": ev["evaluate_seconds_per_time"],
+            }
             save()
 
         # ---- MeteoNet with and without constants
         if not args.skip_meteonet:
-            runs = [("meteonet_const", args.meteonet_config), ("meteonet_noconst", args.meteonet_noconst_config)]
+            runs = [
+                ("meteonet_const", args.meteonet_config),
+                ("meteonet_noconst", args.meteonet_noconst_config),
+            ]
             minutes = args.meteonet_minutes
             if minutes is None:
                 probe = load_run_config(args.meteonet_config, [])
@@ -728,19 +798,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 folder = out / key
                 train = train_stage(cfg_m, folder / "run", progress, quiet)
                 ev = generate_evaluate(
-                    folder / "run" / "model.safetensors", folder, members=args.members,
-                    times="test", overrides=[], progress=progress, quiet=quiet,
+                    folder / "run" / "model.safetensors",
+                    folder,
+                    members=args.members,
+                    times="test",
+                    overrides=[],
+                    progress=progress,
+                    quiet=quiet,
                 )
                 summary[key] = {
                     "config": str(path),
-                    "constants": cfg_m.data.constants.variables if cfg_m.data.constants.path else [],
+                    "constants": cfg_m.data.constants.variables
+                    if cfg_m.data.constants.path
+                    else [],
                     "train": train,
                     "eval": {k: v for k, v in ev.items() if k != "metrics"},
                     "headline": headline(ev["metrics"]),
                 }
-                summary["timings"][f"{key} train"] = {"seconds": train["wall_seconds"], "per_step": train["seconds_per_step"]}
-                summary["timings"][f"{key} generate"] = {"seconds": ev["generate_seconds"], "per_time": ev["generate_seconds_per_time"]}
-                summary["timings"][f"{key} evaluate"] = {"seconds": ev["evaluate_seconds"], "per_time": ev["evaluate_seconds_per_time"]}
+                summary["timings"][f"{key} train"] = {
+                    "seconds": train["wall_seconds"],
+                    "per_step": train["seconds_per_step"],
+                }
+                summary["timings"][f"{key} generate"] = {
+                    "seconds": ev["generate_seconds"],
+                    "per_time": ev["generate_seconds_per_time"],
+                }
+                summary["timings"][f"{key} evaluate"] = {
+                    "seconds": ev["evaluate_seconds"],
+                    "per_time": ev["evaluate_seconds_per_time"],
+                }
                 save()
     except GeoganError as exc:
         raise SkillError(str(exc)) from None

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from common import REPO_ROOT, peak_rss_mb, summarise
 
 R8_CONFIG_CANDIDATES = (
@@ -200,10 +199,10 @@ def build_trainer(
 ):
     """A real :class:`~geogan.training.trainer.Trainer` over recipe 1's models and phases,
     fed synthetic batches instead of a DataLoader."""
+    from geogan.config.schema import OptimConfig
     from geogan.models.downscaling import DownscalingCritic, DownscalingGenerator
     from geogan.recipes.downscaling.build import _adam
     from geogan.recipes.downscaling.phases import CriticPhase, GeneratorPhase
-    from geogan.config.schema import OptimConfig
     from geogan.training.phases import TrainingSetup
     from geogan.training.trainer import Trainer
 
@@ -238,7 +237,10 @@ def build_trainer(
         optimizers={"generator": _adam(g.parameters(), o), "critic": _adam(d.parameters(), o)},
         phases=[
             CriticPhase(
-                repeats=spec["critic_steps"], mode="gan", adversarial="wgan", gp_weight=spec["gp_weight"]
+                repeats=spec["critic_steps"],
+                mode="gan",
+                adversarial="wgan",
+                gp_weight=spec["gp_weight"],
             ),
             GeneratorPhase(
                 mode="gan",
@@ -316,7 +318,25 @@ _CATEGORIES = (
     ("fill / zeros", ("fill_", "zero_", "zeros")),
     ("optimizer", ("_foreach", "adam", "lerp")),
     ("resampling", ("upsample", "avg_pool", "interpolate")),
-    ("elementwise / reductions", ("add", "mul", "sub", "sum", "mean", "where", "sort", "abs", "norm", "pow", "square", "div", "cat", "lerp")),
+    (
+        "elementwise / reductions",
+        (
+            "add",
+            "mul",
+            "sub",
+            "sum",
+            "mean",
+            "where",
+            "sort",
+            "abs",
+            "norm",
+            "pow",
+            "square",
+            "div",
+            "cat",
+            "lerp",
+        ),
+    ),
 )
 
 
@@ -330,7 +350,7 @@ def summarise_profile(prof) -> dict[str, float]:
         t = evt.self_cpu_time_total
         all_time += t
         op = evt.key[len("aten::") :]
-        for cat, needles in _CATEGORIES:
+        for cat, needles in _CATEGORIES:  # noqa: B007 (cat is used after the loop)
             if any(n in op for n in needles):
                 break
         else:

@@ -219,7 +219,17 @@ def test_tensorboard_scalars_and_image_grids(tiny, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "tb"
-    assert _train(tiny, "train.tensorboard=true", "train.image_every=1", "train.log_every=1", "train.steps=2", run_dir=run) == 0
+    assert (
+        _train(
+            tiny,
+            "train.tensorboard=true",
+            "train.image_every=1",
+            "train.log_every=1",
+            "train.steps=2",
+            run_dir=run,
+        )
+        == 0
+    )
     acc = EventAccumulator(str(run / "tensorboard"))
     acc.Reload()
     tags = acc.Tags()

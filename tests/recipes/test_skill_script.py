@@ -80,7 +80,11 @@ def _constants(path: Path) -> Path:
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     ds = xr.Dataset(
         {
-            "orography": (("lat", "lon"), (500 * (45.2 - la) + 100 * lo).astype(np.float32), {"units": "m"}),
+            "orography": (
+                ("lat", "lon"),
+                (500 * (45.2 - la) + 100 * lo).astype(np.float32),
+                {"units": "m"},
+            ),
             "lsm": (("lat", "lon"), (lo > 5.3).astype(np.float32), {"units": "1"}),
         },
         coords={"lat": lat, "lon": lon},
@@ -96,10 +100,20 @@ def tiny_presets(tmp_path):
     size = 64
     knmi = _projected(tmp_path / "knmi.nc", _cells(rng, 8, size), "2010-08-26T00:00", "5min")
     # BoM-like: 6 times, 2 of them dry -> 4 wet times; stride 2 keeps 2
-    bom = _projected(tmp_path / "bom.nc", _cells(rng, 6, size, dry=(0, 3)), "2020-10-31T00:00", "10min")
+    bom = _projected(
+        tmp_path / "bom.nc", _cells(rng, 6, size, dry=(0, 3)), "2020-10-31T00:00", "10min"
+    )
     times = pd.DatetimeIndex(
-        ["2016-08-21T00:10", "2016-08-21T00:15", "2016-08-21T00:20", "2016-08-21T00:25",
-         "2016-08-28T10:00", "2016-08-28T10:05", "2016-08-28T10:10", "2016-08-28T10:15"]
+        [
+            "2016-08-21T00:10",
+            "2016-08-21T00:15",
+            "2016-08-21T00:20",
+            "2016-08-21T00:25",
+            "2016-08-28T10:00",
+            "2016-08-28T10:05",
+            "2016-08-28T10:10",
+            "2016-08-28T10:15",
+        ]
     )
     meteonet = _latlon(tmp_path / "meteonet.nc", _cells(rng, 8, size), times)
     consts = _constants(tmp_path / "constants.nc")
@@ -109,7 +123,12 @@ def tiny_presets(tmp_path):
         "defaults": [str(base)],
         "data": {"patch_size": 32, "sampling": {"candidate_stride": 8}},
         "model": {"filters_gen": 4, "filters_disc": 4, "noise_channels": 2},
-        "train": {"batch_size": 2, "critic_steps": 1, "content": {"members": 2}, "checkpoint_every": 50},
+        "train": {
+            "batch_size": 2,
+            "critic_steps": 1,
+            "content": {"members": 2},
+            "checkpoint_every": 50,
+        },
         "generate": {"tile_size": 64, "overlap": 8, "batch_size": 4},
         "evaluate": {"fss_scales": [1, 4, 16]},
     }
@@ -142,7 +161,11 @@ def tiny_presets(tmp_path):
     files["meteonet_noconst"] = tmp_path / "meteonet_noconst.yaml"
     files["meteonet_noconst"].write_text(
         yaml.safe_dump(
-            {"defaults": ["meteonet"], "name": "tiny_mn_noconst", "data": {"constants": {"path": None, "variables": []}}}
+            {
+                "defaults": ["meteonet"],
+                "name": "tiny_mn_noconst",
+                "data": {"constants": {"path": None, "variables": []}},
+            }
         )
     )
     return {"dir": tmp_path, "bom": bom, **files}
@@ -199,7 +222,11 @@ def test_skill_script_end_to_end(tiny_presets):
     assert crps_target["pass"] == (metrics["methods"]["geogan"]["crps"] <= 0.85 * best)
     lo, hi = knmi["headline"]["rank_min_ratio_nonzero"], knmi["headline"]["rank_max_ratio_nonzero"]
     freq = np.asarray(metrics["curves"]["geogan"]["rank_histogram_nonzero"])
-    assert freq.size == 4 and lo == pytest.approx(freq.min() * 4) and hi == pytest.approx(freq.max() * 4)
+    assert (
+        freq.size == 4
+        and lo == pytest.approx(freq.min() * 4)
+        and hi == pytest.approx(freq.max() * 4)
+    )
 
     # generated rain is never negative (clipped after the inverse transform)
     ens = xr.open_dataset(knmi["eval"]["ensemble"])

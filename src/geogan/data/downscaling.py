@@ -65,7 +65,7 @@ from geogan.data.sources import (
     open_source,
     spatial_dims,
 )
-from geogan.data.store import FieldStore, MemoryStore
+from geogan.data.store import FieldStore, LazyStore, MemoryStore
 from geogan.data.units import same_units
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,11 @@ class DownscalingData:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_config(
-        cls, cfg: DataConfig, base_dir: Path | str | None = None, stats: Normalisation | None = None
+        cls,
+        cfg: DataConfig,
+        base_dir: Path | str | None = None,
+        stats: Normalisation | None = None,
+        lazy: bool = False,
     ) -> DownscalingData:
         """Open the sources named in ``cfg`` (relative paths resolved against ``base_dir``) and align them.
 
@@ -171,6 +175,9 @@ class DownscalingData:
             cfg: the ``data`` section.
             base_dir: folder that relative paths in ``cfg`` are relative to (e.g. the config's folder).
             stats: normalisation statistics to attach (checked against the variables and transforms).
+            lazy: leave the fields in the files and read them on demand (memory independent of
+                the record's length; the files stay open until :meth:`close`). Otherwise they
+                are loaded into memory and the files closed.
         """
         base = Path(base_dir) if base_dir is not None else None
         truth_path = _resolve(cfg.truth.path, base, "truth", required=True)
@@ -202,7 +209,7 @@ class DownscalingData:
                     require_time=False,
                     opened=opened,
                 )
-            return cls.from_datasets(
+            data = cls.from_datasets(
                 cfg,
                 truth,
                 inputs,
@@ -210,7 +217,12 @@ class DownscalingData:
                 stats=stats,
                 paths={"truth": truth_path, "input": input_path, "constants": const_path},
                 normalised=True,
+                lazy=lazy,
             )
+            if lazy:
+                data.store.keep_open(list(opened.values()))
+                opened = {}  # the store closes them (DownscalingData.close)
+            return data
         finally:
             for ds in opened.values():
                 ds.close()
@@ -225,8 +237,14 @@ class DownscalingData:
         stats: Normalisation | None = None,
         paths: dict[str, Path | None] | None = None,
         normalised: bool = False,
+        lazy: bool = False,
     ) -> DownscalingData:
         """Build from opened (or in-memory) Datasets; variables are taken from ``cfg``.
+
+        ``lazy``: keep the fields in the sources and read them on demand (a
+        :class:`~geogan.data.store.LazyStore`; the Datasets must stay open while the
+        data are used), so memory does not grow with the record; otherwise they are
+        loaded into memory (a :class:`~geogan.data.store.MemoryStore`, fast random access).
 
         Unless ``normalised`` (they come from :func:`open_source`), the Datasets are
         brought to the common layout here (time renamed/sorted, dims ordered).
@@ -320,34 +338,53 @@ class DownscalingData:
                 f"data.patch_size {cfg.patch_size} is larger than the truth grid {big_h}x{big_w}; lower it"
             )
 
-        # Fields in memory
-        truth_arr = np.empty((times.size, len(target_vars), big_h, big_w), dtype=np.float32)
-        for c, var in enumerate(target_vars):
-            _load_field(truth[var], t_pos, truth_arr[:, c], (big_h, big_w), where["truth"])
-        if cfg.autocoarsen:
-            input_arr = np.empty(
-                (times.size, len(input_vars), big_h // f, big_w // f), dtype=np.float32
-            )
-            for start in range(0, times.size, TIME_CHUNK):
-                input_arr[start : start + TIME_CHUNK] = coarsen(
-                    truth_arr[start : start + TIME_CHUNK], f
+        # Fields: in memory, or (``lazy``) read from the open sources on demand
+        if not lazy:
+            truth_arr = np.empty((times.size, len(target_vars), big_h, big_w), dtype=np.float32)
+            for c, var in enumerate(target_vars):
+                _load_field(truth[var], t_pos, truth_arr[:, c], (big_h, big_w), where["truth"])
+            if cfg.autocoarsen:
+                input_arr = np.empty(
+                    (times.size, len(input_vars), big_h // f, big_w // f), dtype=np.float32
                 )
-        else:
-            iy, ix = spatial_dims(inputs[input_vars[0]])
-            small = (inputs.sizes[iy], inputs.sizes[ix])
-            input_arr = np.empty((times.size, len(input_vars), *small), dtype=np.float32)
-            for c, var in enumerate(input_vars):
-                _load_field(inputs[var], i_pos, input_arr[:, c], small, where["input"])
-            flip_y, flip_x = _orientation(truth, inputs, f)
-            if flip_y:
-                input_arr = np.ascontiguousarray(input_arr[..., ::-1, :])
-            if flip_x:
-                input_arr = np.ascontiguousarray(input_arr[..., :, ::-1])
+                for start in range(0, times.size, TIME_CHUNK):
+                    input_arr[start : start + TIME_CHUNK] = coarsen(
+                        truth_arr[start : start + TIME_CHUNK], f
+                    )
+            else:
+                iy, ix = spatial_dims(inputs[input_vars[0]])
+                small = (inputs.sizes[iy], inputs.sizes[ix])
+                input_arr = np.empty((times.size, len(input_vars), *small), dtype=np.float32)
+                for c, var in enumerate(input_vars):
+                    _load_field(inputs[var], i_pos, input_arr[:, c], small, where["input"])
+                flip_y, flip_x = _orientation(truth, inputs, f)
+                if flip_y:
+                    input_arr = np.ascontiguousarray(input_arr[..., ::-1, :])
+                if flip_x:
+                    input_arr = np.ascontiguousarray(input_arr[..., :, ::-1])
 
         template = _template(truth, ydim, xdim, big_h, big_w)
         const_arr = np.zeros((len(constant_vars), big_h, big_w), dtype=np.float32)
         for k, var in enumerate(constant_vars):
             const_arr[k] = _constant_on_truth_grid(constants[var], truth, template, ydim, xdim, cfg)
+
+        if lazy:
+            flips = (False, False) if cfg.autocoarsen else _orientation(truth, inputs, f)
+            store: FieldStore = LazyStore(
+                [
+                    truth[v].isel({ydim: slice(0, big_h), xdim: slice(0, big_w)})
+                    for v in target_vars
+                ],
+                None if cfg.autocoarsen else [inputs[v] for v in input_vars],
+                const_arr,
+                f,
+                truth_positions=t_pos,
+                input_positions=i_pos,
+                flips=flips,
+                paths=(where["truth"], where["input"]),
+            )
+        else:
+            store = MemoryStore(truth_arr, input_arr, const_arr, f)
 
         units, var_attrs = {}, {}
         for var in target_vars:
@@ -362,7 +399,7 @@ class DownscalingData:
 
         data = cls(
             cfg=cfg,
-            store=MemoryStore(truth_arr, input_arr, const_arr, f),
+            store=store,
             times=times,
             variables=Variables(input=input_vars, target=target_vars, constants=constant_vars),
             units=units,
@@ -372,6 +409,12 @@ class DownscalingData:
         )
         data.build_seconds = _time.perf_counter() - started
         return data
+
+    def close(self) -> None:
+        """Close the sources a lazy store reads from (nothing to do for in-memory fields)."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
 
     # ------------------------------------------------------------------ properties
     @property

@@ -68,7 +68,26 @@ def prepare(
         check_writable(store_path, overwrite)
 
     started = time.perf_counter()
-    data = DownscalingData.from_config(cfg, base_dir=base)
+    # lazy: statistics, candidates and patches stream over time from the files, so the
+    # memory prepare needs does not grow with the length of the record
+    data = DownscalingData.from_config(cfg, base_dir=base, lazy=True)
+    try:
+        return _prepare(data, cfg, stats_file, store_path, n_patches, seed, progress, started)
+    finally:
+        data.close()
+
+
+def _prepare(
+    data: DownscalingData,
+    cfg: DataConfig,
+    stats_file: Path,
+    store_path: Path | None,
+    n_patches: int,
+    seed: int,
+    progress: Callable[[int, int], None] | None,
+    started: float,
+) -> dict[str, Any]:
+    """The work of :func:`prepare` on opened data (statistics, candidates, patches)."""
     built = time.perf_counter()
     norm = data.compute_normalisation()
     data.candidates()  # fail here, not at training, when no patch can be sampled

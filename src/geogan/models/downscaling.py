@@ -89,14 +89,20 @@ def _constants_or_none(constants: torch.Tensor | None, k: int, who: str) -> torc
 
 
 class _PadInInputDtype(nn.Module):
-    """Runs a :class:`~geogan.nn.conv.Pad` with autocast off, so the padded tensor keeps the
-    input's dtype.
+    """Runs a :class:`~geogan.nn.conv.Pad` with autocast off and without keeping its input.
 
-    CPU autocast lists reflection/replication padding among its float32 ops: under bf16
-    autocast every padded convolution would otherwise pad a bf16 activation into a new
-    float32 tensor, then cast it back to bf16 for the convolution (two full-size copies
-    forward, two more backward). Padding copies values, so the result is identical in
-    every dtype. Holds no parameters: state dicts are unchanged.
+    Two differences from calling the :class:`~geogan.nn.conv.Pad`, neither of which changes
+    a value or a gradient:
+
+    - CPU autocast lists reflection/replication padding among its float32 ops: under bf16
+      autocast every padded convolution would pad a bf16 activation into a new float32
+      tensor, then cast it back to bf16 for the convolution (two full-size copies forward,
+      two more backward). Padding copies values, so it is exact in any dtype.
+    - Autograd's reflection/replication padding keeps its whole input for the backward pass
+      although it needs only its shape; :class:`_LeanPad` keeps the shape only, so the
+      activation before a padded convolution is not held twice.
+
+    Holds no parameters: state dicts are unchanged.
     """
 
     def __init__(self, pad: Pad) -> None:
@@ -105,13 +111,140 @@ class _PadInInputDtype(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
+            single = self.single_call(x)
+            if single is not None:
+                return _LeanPad.apply(x, *single)
             return self.pad(x)
+
+    def single_call(self, x: torch.Tensor) -> tuple[list[int], str] | None:
+        """``(F.pad argument, mode)`` when the pad is one reflect/replicate ``F.pad`` call."""
+        pad = self.pad
+        if x.ndim != pad.dims + 2 or x.ndim not in (4, 5):
+            return None
+        active = [(a, lo, hi) for a, (lo, hi) in enumerate(pad.pairs) if lo or hi]
+        modes = {pad.modes[a] for a, _, _ in active}
+        if not active or len(modes) != 1 or next(iter(modes)) not in ("reflect", "replicate"):
+            return None
+        mode = next(iter(modes))
+        if mode == "reflect" and any(max(lo, hi) >= x.shape[2 + a] for a, lo, hi in active):
+            return None  # Pad falls back to replicate on that axis
+        arg = [0] * (2 * pad.dims)
+        for a, lo, hi in active:
+            j = pad.dims - 1 - a  # F.pad lists (lo, hi) pairs from the last axis
+            arg[2 * j], arg[2 * j + 1] = lo, hi
+        return arg, mode
+
+
+_PAD_BACKWARD = {
+    ("reflect", 4): torch.ops.aten.reflection_pad2d_backward,
+    ("reflect", 5): torch.ops.aten.reflection_pad3d_backward,
+    ("replicate", 4): torch.ops.aten.replication_pad2d_backward,
+    ("replicate", 5): torch.ops.aten.replication_pad3d_backward,
+}
+
+
+class _LeanPad(torch.autograd.Function):
+    """``F.pad(x, arg, mode)`` (reflect/replicate) that saves the input's shape, not the input.
+
+    The backward calls the same ATen backward kernel as ``F.pad``'s autograd (so gradients
+    are bitwise the same) with an uninitialised stand-in of the input's shape and layout.
+    It is itself differentiable (the gradient penalty differentiates it again).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, arg: list[int], mode: str) -> torch.Tensor:
+        ctx.arg, ctx.mode = arg, mode
+        ctx.shape, ctx.dtype, ctx.device = x.shape, x.dtype, x.device
+        ctx.channels_last = (
+            x.ndim == 4
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous()
+        )
+        return torch.nn.functional.pad(x, arg, mode=mode)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        like = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
+        return _PAD_BACKWARD[(ctx.mode, grad.ndim)](grad, like, ctx.arg), None, None
+
+
+class _LeakyReluPad(torch.autograd.Function):
+    """``F.pad(F.leaky_relu(x, slope), arg, mode)`` that keeps only its (padded) output.
+
+    The LeakyReLU backward needs the sign of its input, which the output has (slope > 0),
+    and the padding backward only the input's shape; the convolution after it keeps the
+    output anyway. So a residual block holds its input and the two padded activations, not
+    also the first convolution's output. The backward runs the same ATen kernels in the same
+    order as autograd does for ``leaky_relu`` then ``pad``: bitwise the same gradients; it
+    is itself differentiable (the gradient penalty differentiates it again).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float, arg: list[int], mode: str) -> torch.Tensor:
+        out = torch.nn.functional.pad(torch.nn.functional.leaky_relu(x, slope), arg, mode=mode)
+        ctx.slope, ctx.arg, ctx.mode = slope, arg, mode
+        ctx.shape = x.shape
+        ctx.channels_last = (
+            x.ndim == 4
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous()
+        )
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        like = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
+        grad_act = _PAD_BACKWARD[(ctx.mode, grad.ndim)](grad, like, ctx.arg)
+        # the unpadded activation inside the padded output: F.pad lists axes from the last
+        interior = out
+        for j in range(len(ctx.arg) // 2):
+            axis = out.ndim - 1 - j
+            lo, hi = ctx.arg[2 * j], ctx.arg[2 * j + 1]
+            interior = interior.narrow(axis, lo, out.shape[axis] - lo - hi)
+        grad_x = torch.ops.aten.leaky_relu_backward(grad_act, interior, ctx.slope, True)
+        return grad_x, None, None, None
+
+
+def _act_conv(conv: nn.Module, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``conv(act(x))``; with a LeakyReLU and a reflect/replicate-padded ``conv``, the
+    activation and padding run as one :class:`_LeakyReluPad` (same values and gradients,
+    fewer tensors kept for the backward pass)."""
+    pad = getattr(conv, "pad", None)
+    if (
+        isinstance(pad, _PadInInputDtype)
+        and isinstance(act, nn.LeakyReLU)
+        and act.negative_slope > 0
+        and hasattr(conv, "_conv_forward")
+    ):
+        single = pad.single_call(x)
+        if single is not None:
+            with torch.autocast(x.device.type, enabled=False):
+                padded = _LeakyReluPad.apply(x, float(act.negative_slope), *single)
+            return conv._conv_forward(padded, conv.weight, conv.bias)
+    return conv(act(x))
+
+
+class _LeanResidualBlock(ResidualBlock):
+    """:class:`~geogan.nn.ResidualBlock` with the same parameters, state dict, outputs and
+    gradients, keeping fewer activations for the backward pass (see :func:`_act_conv`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.skip_conv(self.skip_pool(x))
+        h = self.norm1(_act_conv(self.conv1, self.act, x))
+        h = self.norm2(_act_conv(self.conv2, self.act, h))
+        return h + skip
 
 
 def _pad_in_input_dtype(model: nn.Module) -> None:
     """Wrap every padding of ``model``'s padded convolutions in :class:`_PadInInputDtype`."""
     padded = [
-        m for m in model.modules() if isinstance(getattr(m, "pad", None), Pad) and not isinstance(m, _PadInInputDtype)
+        m
+        for m in model.modules()
+        if isinstance(getattr(m, "pad", None), Pad) and not isinstance(m, _PadInInputDtype)
     ]
     for module in padded:
         module.pad = _PadInInputDtype(module.pad)
@@ -225,7 +358,7 @@ class DownscalingGenerator(nn.Module):
             )
         padding_modes(padding_mode, dims)  # fail at construction, not at the first batch
         block = functools.partial(
-            ResidualBlock,
+            _LeanResidualBlock,
             dims,
             batch_norm=batch_norm,
             force_1x1_skip=force,
@@ -385,7 +518,7 @@ class DownscalingCritic(nn.Module):
         force, _ = _arch(arch)
         padding_modes(padding_mode, dims)
         block = functools.partial(
-            ResidualBlock,
+            _LeanResidualBlock,
             dims,
             batch_norm=batch_norm,
             force_1x1_skip=force,
@@ -524,7 +657,7 @@ class DownscalingEncoder(nn.Module):
         force, _ = _arch(arch)
         padding_modes(padding_mode, dims)
         block = functools.partial(
-            ResidualBlock,
+            _LeanResidualBlock,
             dims,
             batch_norm=batch_norm,
             force_1x1_skip=force,

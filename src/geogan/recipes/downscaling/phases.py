@@ -58,6 +58,23 @@ def sample_members(
     return fake.reshape(members, x.shape[0], *fake.shape[1:]), kl
 
 
+def _without_parameter_grads(model: torch.nn.Module, *args: torch.Tensor) -> torch.Tensor:
+    """``model(*args)`` recorded for gradients with respect to the inputs only.
+
+    The generator step back-propagates through the critic to the generated images; the
+    critic's own weight gradients would be computed (a third of its backward pass and a
+    gradient buffer the size of its weights) and then thrown away, since the critic is
+    not stepped here.
+    """
+    flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        return model(*args)
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+
+
 class CriticPhase:
     """``critic_steps`` critic updates per step: adversarial critic loss + gradient penalty."""
 
@@ -102,9 +119,7 @@ class CriticPhase:
             loss = self.adversarial.critic_loss(real_s, fake_s)
             parts = {"wdist": (real_s.float().mean() - fake_s.float().mean()).detach()}
             if self.gp_weight > 0:
-                gp = gradient_penalty(
-                    critic_fn, y, fake, self.gp_weight, generator=ctx.rng(GP_TAG)
-                )
+                gp = gradient_penalty(critic_fn, y, fake, self.gp_weight, generator=ctx.rng(GP_TAG))
                 loss = loss + gp
                 parts["gp"] = gp.detach()
         return loss, parts
@@ -146,7 +161,7 @@ class GeneratorPhase:
             fakes, kl = sample_members(batch, ctx, self.mode, self.members)
             loss = torch.zeros((), device=y.device)
             if self.adversarial is not None:
-                scores = ctx.models["critic"](x, c, fakes[0] * mask)
+                scores = _without_parameter_grads(ctx.models["critic"], x, c, fakes[0] * mask)
                 adv = self.adversarial.generator_loss(scores)
                 loss = loss + adv
                 parts["adv"] = adv.detach()
