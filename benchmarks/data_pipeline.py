@@ -218,11 +218,13 @@ def task_loader(
     }
 
 
-def task_prepare(path: str, out_dir: str, patches: int = 0) -> dict[str, Any]:
+def task_prepare(
+    path: str, out_dir: str, patches: int = 0, patch_size: int | None = None
+) -> dict[str, Any]:
     """Run ``geogan.data.prepare`` (statistics, candidates, optionally ``patches`` patches)."""
     from geogan.data.prepare import prepare
 
-    cfg, cfg_source = data_config(path)
+    cfg, cfg_source = data_config(path, {"patch_size": patch_size} if patch_size else None)
     out = Path(out_dir)
     store = out / "patches.zarr" if patches else None
     t0 = time.perf_counter()
@@ -271,9 +273,15 @@ def run(
         if patch_size:
             result["note"] = f"quick: patch_size {patch_size} instead of the preset's"
         prep = run_isolated(
-            "prepare", {"path": str(small), "out_dir": str(prep_dir), "patches": n_patches}
+            "prepare",
+            {
+                "path": str(small),
+                "out_dir": str(prep_dir),
+                "patches": n_patches,
+                "patch_size": patch_size,
+            },
         )
-        if patch_size is None and "error" not in prep:
+        if "error" not in prep:
             loader["zarr_default"] = run_isolated(
                 "loader", {"source": "zarr", "path": prep["patch_store"], **common}
             )
@@ -291,7 +299,9 @@ def run(
         for label, path in (("1x", small), ("10x", big)):
             out = tmp / f"prep_{label}"
             out.mkdir()
-            mem[label] = run_isolated("prepare", {"path": str(path), "out_dir": str(out)})
+            mem[label] = run_isolated(
+                "prepare", {"path": str(path), "out_dir": str(out), "patch_size": patch_size}
+            )
         if all("peak_rss_mb" in m for m in mem.values()):
             mem["ratio_10x_to_1x"] = mem["10x"]["peak_rss_mb"] / mem["1x"]["peak_rss_mb"]
             mem["flat_within_20pct"] = mem["ratio_10x_to_1x"] <= 1.2

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,30 @@ TARGETS = {
 }
 
 
+JEMALLOC_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib64/libjemalloc.so.2",
+    "/usr/lib/libjemalloc.so.2",
+    "/usr/local/lib/libjemalloc.so.2",
+)
+
+
+def set_allocator(kind: str, jemalloc: str | None = None) -> None:
+    """Environment of the benchmark subprocesses for the allocator ``kind``."""
+    os.environ.pop("GEOGAN_MALLOC_TUNING", None)
+    if kind == "glibc-tuned":
+        os.environ["GEOGAN_MALLOC_TUNING"] = "1"
+    elif kind == "jemalloc":
+        path = jemalloc or next((p for p in JEMALLOC_PATHS if Path(p).is_file()), None)
+        if path is None or not Path(path).is_file():
+            raise SystemExit(
+                "--allocator jemalloc: libjemalloc.so.2 not found; pass --jemalloc PATH"
+            )
+        os.environ["LD_PRELOAD"] = path
+        os.environ["MALLOC_CONF"] = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    os.environ["GEOGAN_BENCH_ALLOCATOR"] = kind
+
+
 def select(only: list[str] | None) -> list[str]:
     if not only:
         return list(BENCHMARKS)
@@ -63,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "quick": args.quick,
         "command": " ".join(sys.argv),
+        "allocator": os.environ.get("GEOGAN_BENCH_ALLOCATOR", "default"),
         "reference": REFERENCE,
         "targets": TARGETS,
         "benchmarks": {},
@@ -192,7 +218,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']} "
         f"({m['torch_threads']} threads, {m['cpu_capability']}, AVX-512 BF16: {_fmt(m['avx512_bf16'])}); "
-        f"load average at start {m['load_average_at_start']}; {m['time']}; total {results.get('total_s')} s.",
+        f"load average at start {m['load_average_at_start']}; {m['time']}; total {results.get('total_s')} s; "
+        f"allocator: {results.get('allocator', 'default')}.",
         "",
     ]
     roof = b.get("roofline")
@@ -338,9 +365,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tmp", default=None, help="folder for the synthetic data files (default: system temp)"
     )
+    ap.add_argument(
+        "--allocator",
+        choices=("default", "glibc-tuned", "jemalloc"),
+        default="default",
+        help="memory allocator of the benchmark processes: glibc as is (what users get), glibc "
+        "with GEOGAN_MALLOC_TUNING=1, or jemalloc by LD_PRELOAD (see --jemalloc)",
+    )
+    ap.add_argument(
+        "--jemalloc", default=None, help="path of libjemalloc.so.2 for --allocator jemalloc"
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    set_allocator(args.allocator, args.jemalloc)
     results = run(args)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out / "results.md").write_text(markdown(results) + "\n")

@@ -66,8 +66,8 @@ P1 = {
 
 R8 = {
     "name": "R8",
-    "description": "radar preset: 16x16x1 -> 128x128, x8 [2,2,2], autocoarsen (no constants), "
-    "forceconv, filters 64/64, batch 8, CRPS over 8 members",
+    "description": "radar x8 with the numbers of issue 5: 16x16x1 -> 128x128, x8 [2,2,2], autocoarsen "
+    "(no constants), forceconv, filters 64/64, batch 8, 5 critic steps, CRPS over 8 members",
     "in_channels": 1,
     "out_channels": 1,
     "constant_channels": 0,

@@ -6,7 +6,7 @@
 - CriticPhase: shared low-resolution stream, real and generated images in one batch ->
   the same loss and gradients as three separate critic calls (to float rounding);
 - prepare's lazy field store -> the same statistics, candidates and items as in memory;
-- the Trainer's malloc tuning can be switched off.
+- the Trainer's malloc tuning is off unless asked for.
 """
 
 from __future__ import annotations
@@ -203,8 +203,47 @@ def test_lazy_store_matches_memory_store(tmp_path, autocoarsen):
         lazy.close()
 
 
-def test_malloc_tuning_can_be_switched_off(monkeypatch):
+def test_malloc_tuning_is_opt_in(monkeypatch):
     from geogan.training.trainer import MALLOC_TUNING_ENV, keep_freed_memory
 
+    monkeypatch.delenv(MALLOC_TUNING_ENV, raising=False)
+    assert keep_freed_memory() is False
     monkeypatch.setenv(MALLOC_TUNING_ENV, "0")
     assert keep_freed_memory() is False
+
+
+def test_generator_with_batch_norm_bitwise_in_fp32():
+    torch.manual_seed(0)
+    g = DownscalingGenerator(in_channels=1, filters=8, upsampling_factors=[2], batch_norm=True)
+    ref = _plain(g)
+    x, noise = torch.randn(3, 1, 6, 6), torch.randn(3, 4, 6, 6)
+    outs = []
+    for model in (g, ref):
+        model.zero_grad()
+        out = model(x, None, noise)
+        out.square().mean().backward()
+        outs.append((out.detach(), _grads(model)))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
+
+
+def test_zarr_patch_store_shard_reads_match_items_in_any_order(tmp_path):
+    from geogan.data.patch_store import ZarrPatchDataset, write_patch_store
+
+    _radar(tmp_path)
+    cfg = DataConfig(
+        truth={"path": str(tmp_path / "truth.nc"), "variables": ["precip"]},
+        autocoarsen=True,
+        factor=4,
+        patch_size=16,
+        split={"holdout_fraction": 0.25, "group_by": "all"},
+        sampling={"candidate_stride": 8, "min_valid_fraction": 0.3},
+    )
+    data = DownscalingData.from_config(cfg)
+    norm = data.compute_normalisation()
+    ds = data.patch_dataset(norm, seed=2, length=70)
+    write_patch_store(tmp_path / "p.zarr", ds, 70)
+    store = ZarrPatchDataset(tmp_path / "p.zarr")
+    for i in [5, 69, 0, 33, 34, 140, 31, 32]:  # across shards, backwards, wrapped
+        a, b = store[i], ds[i % 70]
+        assert all(torch.equal(a[k], b[k]) for k in a)

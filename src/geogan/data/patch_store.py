@@ -132,6 +132,9 @@ class ZarrPatchDataset(Dataset):
         norm = attrs.get("normalisation")
         self.normalisation = Normalisation.from_dict(norm) if norm else None
         self._root: zarr.Group | None = None
+        self._arrays: dict[str, zarr.Array] = {}  # opened once per process (metadata reads)
+        self._block: dict[str, np.ndarray] | None = None  # the shard read last
+        self._block_start = -1
 
     def _group(self) -> zarr.Group:
         try:
@@ -144,6 +147,7 @@ class ZarrPatchDataset(Dataset):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_root"] = None  # reopen in the worker process
+        state["_arrays"], state["_block"], state["_block_start"] = {}, None, -1
         return state
 
     def __len__(self) -> int:
@@ -153,7 +157,21 @@ class ZarrPatchDataset(Dataset):
         """``{"input": [C_in, h, w], "target": [C_out, H, W], "constants": [K, H, W], "mask": [1, H, W]}``."""
         if self._root is None:
             self._root = self._group()
+            self._arrays = {key: self._root[key] for key in ITEM_KEYS}
         j = int(i) % self.n_samples
-        item = {key: np.asarray(self._root[key][j]) for key in ITEM_KEYS}
+        # Samples are read a shard at a time (one read per array instead of one per sample
+        # and array, where zarr's per-call overhead dominated), and the shard kept: the
+        # Trainer asks for consecutive indices, so the next items come from it.
+        size = self._shard_size()
+        start = (j // size) * size
+        if self._block is None or self._block_start != start:
+            stop = min(start + size, self.n_samples)
+            self._block = {key: np.asarray(self._arrays[key][start:stop]) for key in ITEM_KEYS}
+            self._block_start = start
+        item = {key: np.array(self._block[key][j - start]) for key in ITEM_KEYS}
         item["mask"] = item["mask"].astype(np.float32)
         return to_tensors(item)
+
+    def _shard_size(self) -> int:
+        shards = getattr(self._arrays["input"], "shards", None)
+        return int(shards[0]) if shards else SHARD

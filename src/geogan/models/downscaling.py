@@ -182,7 +182,9 @@ class _LeakyReluPad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, slope: float, arg: list[int], mode: str) -> torch.Tensor:
-        out = torch.nn.functional.pad(torch.nn.functional.leaky_relu(x, slope), arg, mode=mode)
+        # pad, then the activation in place on the padded copy: the same values as
+        # activation-then-pad (padding copies, the activation is pointwise), one allocation
+        out = torch.nn.functional.leaky_relu_(torch.nn.functional.pad(x, arg, mode=mode), slope)
         ctx.slope, ctx.arg, ctx.mode = slope, arg, mode
         ctx.shape = x.shape
         ctx.channels_last = (
@@ -236,6 +238,10 @@ class _LeanResidualBlock(ResidualBlock):
         skip = self.skip_conv(self.skip_pool(x))
         h = self.norm1(_act_conv(self.conv1, self.act, x))
         h = self.norm2(_act_conv(self.conv2, self.act, h))
+        if h.shape == skip.shape and torch.result_type(h, skip) == h.dtype:
+            # in place: no backward needs h (a convolution or batch-norm output), and the sum
+            # is the same; saves allocating (and page-faulting in) one activation per block
+            return h.add_(skip)
         return h + skip
 
 

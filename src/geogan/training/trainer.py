@@ -92,19 +92,22 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 
 
 def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep freed memory for reuse instead of returning it to the system.
+    """Opt-in (``GEOGAN_MALLOC_TUNING=1``): let glibc's malloc keep freed memory for reuse
+    instead of returning it to the system.
 
     PyTorch's CPU allocator has no cache: every activation is a fresh ``malloc``, and glibc
     serves blocks above 32 MB with ``mmap`` and returns them with ``munmap`` when freed, so
-    each training step page-faults its whole working set in again (zero-filled by the kernel;
-    several GB a step for the paper configuration, 5-10 % of the step time, all of its system
-    time). With ``mmap`` off and no trimming, freed blocks are reused; the peak resident
-    memory is what the step needs anyway (a few percent more for fragmentation).
+    each training step page-faults its working set in again (zero-filled by the kernel).
+    With ``mmap`` off and no trimming, freed blocks are reused: the paper configuration's
+    generator step runs about a quarter faster on 2 cores, but glibc's heap fragments and
+    the peak resident memory grows by about two thirds, which is why it is not the default.
+    jemalloc (``LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1``)
+    gets the same speed for a sixth more memory; see docs/performance.md.
 
-    glibc only (Linux); elsewhere, or with ``GEOGAN_MALLOC_TUNING=0``, nothing changes.
-    Process-wide and irreversible, so only the Trainer calls it. Returns whether it applied.
+    glibc only (Linux). Process-wide and irreversible, so only the Trainer calls it.
+    Returns whether it applied.
     """
-    if os.environ.get(MALLOC_TUNING_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+    if os.environ.get(MALLOC_TUNING_ENV, "0") != "1" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None)

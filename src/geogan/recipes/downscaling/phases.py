@@ -31,7 +31,9 @@ def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
     """``[B, ...] -> [k * B, ...]`` (member-major) so k members run in one forward pass."""
     if x is None or k == 1:
         return x
-    return x.repeat(k, *([1] * (x.ndim - 1)))
+    # cat, not Tensor.repeat: the same values, and it keeps a channels_last layout (repeat
+    # returns NCHW, which made every full-resolution layer convert layouts back and forth)
+    return torch.cat([x] * k, dim=0)
 
 
 def sample_members(
