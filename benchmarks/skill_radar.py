@@ -119,12 +119,24 @@ def _best(methods: dict[str, dict], key: str, higher: bool = False) -> tuple[str
     return name, float(vals[name])
 
 
-def rank_ratios(metrics: dict) -> tuple[float, float]:
-    """(min, max) of the non-zero rank histogram's bin frequency over the uniform one."""
-    curve = metrics["curves"]["geogan"]["rank_histogram_nonzero"]
+def rank_ratios(metrics: dict, raw: bool = False) -> tuple[float, float]:
+    """(min, max) of the non-zero rank histogram's bin frequency over the uniform one.
+
+    At the observations' precision when the evaluation detected one (radar rain rates are
+    quantised: 0.12 mm/h for KNMI and MeteoNet, 0.3 mm/h for BoM), else the raw ranks;
+    ``raw=True`` always gives the raw ranks (continuous members against quantised truth).
+    """
+    curves = metrics["curves"]["geogan"]
+    key = "rank_histogram_nonzero_at_precision"
+    curve = curves[key] if key in curves and not raw else curves["rank_histogram_nonzero"]
     freq = np.asarray(curve, dtype=np.float64)
     uniform = 1.0 / freq.size
     return float(freq.min() / uniform), float(freq.max() / uniform)
+
+
+def rank_precision(metrics: dict) -> float | None:
+    """The observations' quantum the rank histogram was computed at, or None."""
+    return metrics["methods"]["geogan"].get("rank_precision")
 
 
 def knmi_targets(metrics: dict) -> list[dict[str, Any]]:
@@ -174,12 +186,16 @@ def knmi_targets(metrics: dict) -> list[dict[str, Any]]:
         }
     )
     lo, hi = rank_ratios(metrics)
+    raw_lo, raw_hi = rank_ratios(metrics, raw=True)
+    q = rank_precision(metrics)
+    where = f"at the truth's precision {q:g} mm/h" if q else "raw ranks"
     out.append(
         {
             "target": "rank histogram (non-zero) bins in [0.5, 2] x uniform",
             "value": [lo, hi],
             "reference": "[0.5, 2]",
-            "detail": f"min {lo:.2f} x, max {hi:.2f} x uniform",
+            "detail": f"{where}: min {lo:.2f} x, max {hi:.2f} x uniform"
+            + (f" (raw ranks: {raw_lo:.2f} / {raw_hi:.2f})" if q else ""),
             "pass": bool(lo >= 0.5 and hi <= 2.0),
         }
     )
@@ -201,6 +217,7 @@ def headline(metrics: dict) -> dict[str, Any]:
     m = metrics["methods"]
     g = m["geogan"]
     lo, hi = rank_ratios(metrics)
+    raw_lo, raw_hi = rank_ratios(metrics, raw=True)
     row: dict[str, Any] = {
         "n_times": metrics.get("n_times"),
         "crps": g["crps"],
@@ -210,6 +227,9 @@ def headline(metrics: dict) -> dict[str, Any]:
         "ssr": g.get("ssr"),
         "rank_min_ratio_nonzero": lo,
         "rank_max_ratio_nonzero": hi,
+        "rank_precision": rank_precision(metrics),
+        "rank_min_ratio_nonzero_raw": raw_lo,
+        "rank_max_ratio_nonzero_raw": raw_hi,
         FSS_KEY: g.get(FSS_KEY),
         "bias": g.get("bias"),
         "interpolation": {},
@@ -391,9 +411,17 @@ def _metric_table(rows: dict[str, dict[str, Any]]) -> list[str]:
         ("bicubic LSD (dB)", lambda r: _fmt(r["interpolation"]["bicubic_lsd_db"], 3)),
         ("spread-skill ratio", lambda r: _fmt(r["ssr"], 3)),
         (
-            "rank histogram non-zero, min / max x uniform",
+            "rank histogram non-zero, min / max x uniform (at the truth's precision)",
             lambda r: (
                 f"{_fmt(r['rank_min_ratio_nonzero'], 3)} / {_fmt(r['rank_max_ratio_nonzero'], 3)}"
+                + (f" ({_fmt(r['rank_precision'], 3)} mm/h)" if r.get("rank_precision") else "")
+            ),
+        ),
+        (
+            "rank histogram non-zero, raw ranks, min / max x uniform",
+            lambda r: (
+                f"{_fmt(r['rank_min_ratio_nonzero_raw'], 3)} / "
+                f"{_fmt(r['rank_max_ratio_nonzero_raw'], 3)}"
             ),
         ),
         ("FSS 1 mm/h 16 px", lambda r: _fmt(r[FSS_KEY])),
@@ -556,6 +584,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-bom", action="store_true", help="no BoM transfer")
     p.add_argument("--skip-meteonet", action="store_true", help="no MeteoNet runs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument(
+        "--reevaluate",
+        action="store_true",
+        help="score the ensembles of a finished --out again with the current verification "
+        "code (no training or generation); rewrites the reports, skill_summary.json and skill.md",
+    )
     p.add_argument(
         "--steps", type=int, default=None, help="stop every training after this many steps"
     )
@@ -836,10 +870,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+STAGES = ("knmi", "bom", "meteonet_const", "meteonet_noconst")
+
+
+def reevaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate the ensembles of a finished ``--out`` again with the current verification code.
+
+    Training and generation are not repeated: each stage's ``ensemble.nc`` is scored anew
+    (``report/`` replaced), then targets, tables and ``skill.md`` are rewritten. The summary
+    keeps the original command, timings and machine, and gains a note with this command.
+    """
+    from geogan.core.errors import GeoganError
+    from geogan.recipes import get_recipe
+
+    out: Path = args.out.resolve()
+    path = out / "skill_summary.json"
+    if not path.is_file():
+        raise SkillError(f"{path} not found: --reevaluate needs the folder of an earlier full run")
+    summary = json.loads(path.read_text())
+    recipe = get_recipe("downscaling")
+    started = time.perf_counter()
+    try:
+        for key in STAGES:
+            stage = summary.get(key)
+            if not stage:
+                continue
+            folder = out / key
+            _log(f"re-evaluate {key}", args.quiet)
+            ev = recipe.evaluate(folder / "ensemble.nc", out=folder / "report", overwrite=True)
+            metrics = json.loads((folder / "report" / "metrics.json").read_text())
+            stage["headline"] = headline(metrics)
+            stage["eval"]["evaluate_seconds"] = ev["seconds"]
+            if key == "knmi":
+                stage["targets"] = knmi_targets(metrics)
+                for t in stage["targets"]:
+                    _log(
+                        f"  {'PASS' if t['pass'] else 'FAIL'} {t['target']}: "
+                        f"{_fmt(t['value'])} ({t['detail']})",
+                        args.quiet,
+                    )
+    except GeoganError as exc:
+        raise SkillError(str(exc)) from None
+    summary["notes"].append(
+        f"Evaluation re-run on {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC with "
+        f"`{shlex.join(['python', 'benchmarks/skill_radar.py', *args.argv])}` "
+        f"({time.perf_counter() - started:.0f} s); training and generation are those of the "
+        "original command."
+    )
+    _write_text(path, json.dumps(summary, indent=2, default=str))
+    _write_text(out / "skill.md", render_markdown(summary))
+    _log(f"done: {out / 'skill.md'}", args.quiet)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        run(args)
+        reevaluate(args) if args.reevaluate else run(args)
     except SkillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -54,7 +54,7 @@ def test_figures_are_pngs(tmp_path, result_and_sample):
 
 def test_sample_maps_nan_is_grey(tmp_path):
     truth = np.ones((16, 16))
-    truth[:8] = np.nan  # top half missing -> grey
+    truth[4:12, 4:12] = np.nan  # a hole inside the valid area -> grey
     members = np.stack([truth, truth + 1, truth + 2])
     path = plot_sample_maps(tmp_path / "maps.png", np.ones((4, 4)), truth, members)
     with Image.open(path) as im:
@@ -128,3 +128,28 @@ def test_best_value_per_row_is_highlighted(tmp_path):
         "one",
         None,
     ]
+
+
+def test_sample_maps_crop_to_valid_area_and_zoom_on_the_core(tmp_path):
+    from geogan.evaluation.plots import _core_window, _valid_box
+
+    factor, n = 8, 320
+    yy, xx = np.mgrid[:n, :n]
+    disc = (yy - 170) ** 2 + (xx - 150) ** 2 < 100**2  # a radar disc inside a larger grid
+    truth = np.where(disc, np.exp(-((yy - 200) ** 2 + (xx - 120) ** 2) / 50.0) * 20, np.nan)
+    rows, cols = _valid_box(disc, factor)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (64, 272, 48, 256)
+    assert disc[rows, cols].sum() == disc.sum()  # nothing valid cut off
+    zr, zc = _core_window(truth, 96, factor)
+    assert zr.stop - zr.start == 96 and zc.stop - zc.start == 96
+    assert zr.start % factor == 0 and zc.start % factor == 0
+    assert zr.start <= 200 < zr.stop and zc.start <= 120 < zc.stop  # the core is in the window
+    members = np.stack([np.nan_to_num(truth) * s for s in (0.9, 1.0, 1.1)])
+    coarse = np.nan_to_num(truth).reshape(n // factor, factor, n // factor, factor).mean((1, 3))
+    one = plot_sample_maps(tmp_path / "one.png", coarse, truth, members, zoom=None)
+    two = plot_sample_maps(
+        tmp_path / "two.png", coarse, truth, members, baselines={"bicubic": members[1]}
+    )
+    with Image.open(one) as a, Image.open(two) as b:
+        assert b.size[1] >= 2 * a.size[1] - 10  # a second row: the zoom on the core
+        assert b.size[0] > a.size[0]  # one more panel: the baseline

@@ -215,6 +215,17 @@ class EvaluateConfig(Section):
         default_factory=lambda: ["bilinear", "bicubic", "lanczos"]
     )
     sample_times: PositiveInt = 2
+    rank_precision: float | Literal["auto"] | None = "auto"
+    """Quantum of the observations (e.g. 0.12 mm/h for KNMI radar): rank histograms are also
+    computed with truth and members rounded to it (``*_at_precision``). ``auto`` detects it
+    from the first chunk of truth (None for continuous data); null turns it off."""
+
+    @field_validator("rank_precision")
+    @classmethod
+    def _check_precision(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, float) and not v > 0:
+            raise ValueError("rank_precision must be > 0, 'auto' or null")
+        return v
 
 
 class RunConfig(Section):

@@ -30,6 +30,7 @@ from geogan.evaluation.metrics import (
     RankHistogram,
     SpreadSkill,
     StreamingMetric,
+    detect_precision,
     prepare,
 )
 
@@ -127,6 +128,17 @@ class Evaluator:
                 metrics += [RankHistogram(ties=ties, seed=seed), SpreadSkill()]  # type: ignore[arg-type]
             self.metrics[name] = metrics
         self.n_times = 0
+        # "auto" is resolved from the first chunk of truth, before any metric sees data
+        self._precision_pending = cfg.rank_precision == "auto"
+        if isinstance(cfg.rank_precision, float):
+            self._set_precision(cfg.rank_precision)
+
+    def _set_precision(self, q: float | None) -> None:
+        for metrics in self.metrics.values():
+            for metric in metrics:
+                if isinstance(metric, RankHistogram):
+                    metric.precision = q
+        self._precision_pending = False
 
     def update(
         self, truth: np.ndarray, forecasts: Mapping[str, np.ndarray], valid: np.ndarray
@@ -138,6 +150,8 @@ class Evaluator:
             raise DataError(
                 f"forecasts must be exactly {sorted(self.metrics)}; missing {sorted(missing)}, extra {sorted(extra)}"
             )
+        if self._precision_pending:
+            self._set_precision(detect_precision(np.asarray(truth)[np.asarray(valid, dtype=bool)]))
         for name, fc in forecasts.items():
             t, f, v = prepare(truth, fc, valid)  # one shape/finiteness check per method
             for metric in self.metrics[name]:

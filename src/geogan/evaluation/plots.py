@@ -48,6 +48,36 @@ def _cmap(name: str) -> Any:
     )  # missing pixels grey, never a data colour
 
 
+def _valid_box(mask: np.ndarray, factor: int) -> tuple[slice, slice]:
+    """Rows and columns of the bounding box of ``mask``, widened to multiples of ``factor``."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
+    r0, c0 = rows[0] // factor * factor, cols[0] // factor * factor
+    r1 = min(-(-(rows[-1] + 1) // factor) * factor, mask.shape[0])
+    c1 = min(-(-(cols[-1] + 1) // factor) * factor, mask.shape[1])
+    return slice(r0, r1), slice(c0, c1)
+
+
+def _core_window(field: np.ndarray, size: int, factor: int) -> tuple[slice, slice]:
+    """A ``size``-pixel window (aligned to ``factor``) centred on the strongest
+    ``factor``-block mean of ``field [H, W]`` (NaN ignored): the heaviest rain core."""
+    h, w = field.shape
+    size = max(factor, min(size, h, w) // factor * factor)
+    hb, wb = h // factor, w // factor
+    blocks = np.nan_to_num(field[: hb * factor, : wb * factor], nan=-np.inf)
+    blocks = blocks.reshape(hb, factor, wb, factor).mean(axis=(1, 3))
+    if not np.isfinite(blocks).any():
+        return slice(0, size), slice(0, size)
+    bi, bj = np.unravel_index(
+        np.nanargmax(np.where(np.isfinite(blocks), blocks, np.nan)), blocks.shape
+    )
+    half = size // 2
+    r0 = int(np.clip(bi * factor + factor // 2 - half, 0, h - size)) // factor * factor
+    c0 = int(np.clip(bj * factor + factor // 2 - half, 0, w - size)) // factor * factor
+    return slice(r0, r0 + size), slice(c0, c0 + size)
+
+
 def plot_sample_maps(
     path: str | os.PathLike,
     coarse: np.ndarray,
@@ -58,13 +88,21 @@ def plot_sample_maps(
     title: str = "",
     units: str = "",
     n_members: int = 3,
+    baselines: Mapping[str, np.ndarray] | None = None,
+    zoom: int | None = 96,
 ) -> Path:
-    """Maps of one time step: input, truth, ``n_members`` members, ensemble mean, ensemble spread.
+    """Maps of one time step: input, truth, baselines, members, ensemble mean and spread.
 
-    ``coarse [h, w]``, ``truth [H, W]``, ``members [M, H, W]`` in physical units;
-    ``valid [H, W]`` (unscored pixels are shown grey). All panels but the spread
-    share one colour scale (0.5th to 99.5th percentile of truth and members);
-    the spread (member standard deviation, ddof = 1) has its own.
+    ``coarse [h, w]``, ``truth [H, W]``, ``members [M, H, W]`` and each of
+    ``baselines`` (name -> ``[H, W]``, e.g. bicubic) in physical units; ``valid
+    [H, W]`` (unscored pixels are shown grey). The maps are cropped to the
+    bounding box of the valid pixels (a radar disc fills a fraction of its grid).
+    All panels of a row but the spread share one colour scale (0.5th to 99.5th
+    percentile of truth and members); the spread (member standard deviation,
+    ddof = 1) has its own. ``zoom``: a second row of ``zoom x zoom`` truth pixels
+    around the strongest coarse-block mean of the truth, with its own scale (to
+    the truth's maximum there), where smeared and sharp cores look different;
+    None or a domain smaller than twice ``zoom`` gives one row.
     """
     coarse = np.asarray(coarse, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
@@ -72,37 +110,82 @@ def plot_sample_maps(
     if members.ndim == 2:
         members = members[None]
     mask = np.isfinite(truth) if valid is None else np.asarray(valid, dtype=bool)
+    factor = max(1, truth.shape[0] // max(coarse.shape[0], 1))
+    rows, cols = _valid_box(mask, factor)
+    crop = (
+        slice(rows.start // factor, -(-rows.stop // factor)),
+        slice(cols.start // factor, -(-cols.stop // factor)),
+    )
+    coarse, truth, members, mask = (
+        coarse[crop],
+        truth[rows, cols],
+        members[:, rows, cols],
+        mask[rows, cols],
+    )
     truth = np.where(mask, truth, np.nan)
     members = np.where(mask, members, np.nan)
+    extra = {
+        k: np.where(mask, np.asarray(v, dtype=np.float64)[rows, cols], np.nan)
+        for k, v in (baselines or {}).items()
+    }
     mean = members.mean(axis=0)
     spread = members.std(axis=0, ddof=1) if members.shape[0] > 1 else np.zeros_like(mean)
     spread = np.where(mask, spread, np.nan)
-    values = np.concatenate([truth[np.isfinite(truth)], members[np.isfinite(members)]])
-    lo, hi = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
-    if hi <= lo:
-        hi = lo + 1.0
     shown = min(n_members, members.shape[0])
-    panels = [("input (coarse)", coarse), ("truth", truth)]
-    panels += [(f"member {i + 1}", members[i]) for i in range(shown)]
-    panels += [("ensemble mean", mean)]
-    n = len(panels) + 1
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 3.0), squeeze=False, layout="constrained")
-    cmap = _cmap("viridis")
-    im = None
-    for ax, (label, field) in zip(axes[0], panels):
-        im = ax.imshow(
-            np.ma.masked_invalid(field), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
+
+    def panels(sl: tuple[slice, slice], csl: tuple[slice, slice]) -> list[tuple[str, np.ndarray]]:
+        out = [("input (coarse)", coarse[csl]), ("truth", truth[sl])]
+        out += [(name, field[sl]) for name, field in extra.items()]
+        out += [(f"member {i + 1}", members[i][sl]) for i in range(shown)]
+        return out + [("ensemble mean", mean[sl])]
+
+    full = (slice(None), slice(None))
+    layout = [(panels(full, full), "", None)]
+    if zoom and min(truth.shape) >= 2 * zoom:
+        zr, zc = _core_window(truth, zoom, factor)
+        zsl = (zr, zc)
+        zcsl = (
+            slice(zr.start // factor, zr.stop // factor),
+            slice(zc.start // factor, zc.stop // factor),
         )
-        ax.set_title(label, fontsize=9)
+        peak = np.nanmax(truth[zsl]) if np.isfinite(truth[zsl]).any() else None
+        layout.append((panels(zsl, zcsl), f"zoom: strongest core\n({zoom}x{zoom} px)", peak))
+        spreads = [spread, spread[zsl]]
+    else:
+        spreads = [spread]
+    n = len(layout[0][0]) + 1
+    fig, axes = plt.subplots(
+        len(layout), n, figsize=(2.6 * n, 3.0 * len(layout)), squeeze=False, layout="constrained"
+    )
+    cmap = _cmap("viridis")
+    for row, ((items, prefix, peak), spread_map) in enumerate(zip(layout, spreads)):
+        values = np.concatenate(
+            [f[np.isfinite(f)] for label, f in items if label != "input (coarse)"] or [np.zeros(1)]
+        )
+        lo, hi = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+        if peak is not None and np.isfinite(peak):
+            lo, hi = min(lo, 0.0), max(float(peak), lo + 1e-6)
+        if hi <= lo:
+            hi = lo + 1.0
+        im = None
+        for ax, (label, field) in zip(axes[row], items):
+            im = ax.imshow(
+                np.ma.masked_invalid(field), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
+            )
+            ax.set_title(label, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if prefix:
+            axes[row][0].set_ylabel(prefix, fontsize=9)
+        fig.colorbar(im, ax=list(axes[row][:-1]), shrink=0.8, label=units)
+        ax = axes[row][-1]
+        sim = ax.imshow(
+            np.ma.masked_invalid(spread_map), cmap=_cmap("magma"), interpolation="nearest"
+        )
+        ax.set_title("ensemble spread", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=list(axes[0][:-1]), shrink=0.8, label=units)
-    ax = axes[0][-1]
-    sim = ax.imshow(np.ma.masked_invalid(spread), cmap=_cmap("magma"), interpolation="nearest")
-    ax.set_title("ensemble spread", fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.colorbar(sim, ax=ax, shrink=0.8, label=units)
+        fig.colorbar(sim, ax=ax, shrink=0.8, label=units)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -238,7 +321,7 @@ def make_figures(
     """All figures of an :func:`~geogan.evaluation.evaluate.evaluate` result in ``out_dir``.
 
     ``sample``: optional ``{"coarse": [h, w], "truth": [H, W], "members": [M, H, W],
-    "valid": [H, W]}`` for the maps figure. Returns name -> PNG path.
+    "valid": [H, W], "baselines": {name: [H, W]}}`` for the maps figure. Returns name -> PNG path.
     """
     out_dir = Path(out_dir)
     figures: dict[str, Path] = {}
@@ -251,6 +334,7 @@ def make_figures(
             sample["members"],
             sample.get("valid"),
             units=units,
+            baselines=sample.get("baselines"),
         )
     ranks = {n: c["rank_histogram"] for n, c in curves.items() if "rank_histogram" in c}
     if ranks:
@@ -267,6 +351,23 @@ def make_figures(
             nz,
             title="excluding pixels where truth and all members are zero",
         )
+        at_q = {
+            n: c["rank_histogram_nonzero_at_precision"]
+            for n, c in curves.items()
+            if "rank_histogram_nonzero_at_precision" in c
+        }
+        if at_q:
+            q = next(
+                (m["rank_precision"] for m in result["methods"].values() if "rank_precision" in m),
+                None,
+            )
+            figures["rank_histogram_nonzero_at_precision"] = plot_rank_histograms(
+                out_dir / "rank_histogram_nonzero_at_precision.png",
+                at_q,
+                title=f"at the observations' precision ({q:g} {units or ''}), without zero ties"
+                if q
+                else "at the observations' precision, without zero ties",
+            )
     spectra = {n: c["rapsd"] for n, c in curves.items() if "rapsd" in c}
     if spectra and result.get("truth", {}).get("rapsd"):
         figures["rapsd"] = plot_rapsd(

@@ -14,6 +14,7 @@ import xarray as xr
 from geogan.config import config_from_dict
 from geogan.core.atomic import atomic_write_text
 from geogan.core.errors import DataError, OutputExistsError
+from geogan.evaluation.baselines import BASELINES
 from geogan.evaluation.evaluate import evaluate as evaluate_arrays
 from geogan.evaluation.plots import make_figures
 from geogan.evaluation.report import write_report
@@ -109,6 +110,10 @@ def evaluate(
             "members": members[:, t_best],
             "valid": valid[t_best],
         }
+        if coarse is not None and "bicubic" in BASELINES:
+            # the interpolation a reader compares against: does the GAN sharpen the cores?
+            bicubic = BASELINES["bicubic"](coarse[t_best][None], factor, nonnegative=nonneg)[0]
+            sample["baselines"] = {"bicubic": bicubic}
         var_dir = out / var if len(data.target_vars) > 1 else out
         figs = make_figures(var_dir, result, sample=sample, units=data.units.get(var, ""))
         figures.update(
