@@ -55,3 +55,61 @@ def test_options_are_recorded_in_the_spec():
     g = _gen(conserve_mean="additive", residual_input=True)
     assert g.model_spec["kwargs"]["conserve_mean"] == "additive"
     assert g.model_spec["kwargs"]["residual_input"] is True
+
+
+def test_smooth_conserve_mean_is_exact_in_2d_and_3d():
+    g = _gen(output_activation="linear", conserve_mean="smooth")
+    x = torch.randn(3, 2, 5, 6)
+    y = g(x, None, torch.randn(3, 2, 5, 6))
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(y, 4), x[:, :1], atol=1e-5, rtol=0)
+    torch.manual_seed(0)
+    g3 = DownscalingGenerator(
+        dims=3,
+        in_channels=1,
+        filters=4,
+        noise_channels=1,
+        upsampling_factors=[2],
+        output_activation="linear",
+        conserve_mean="smooth",
+    )
+    x3 = torch.randn(1, 1, 3, 4, 5)
+    y3 = g3(x3, None, torch.randn(1, 1, 3, 4, 5))
+    torch.testing.assert_close(torch.nn.functional.avg_pool3d(y3, 2), x3, atol=1e-5, rtol=0)
+
+
+def _edge_jumps(z: torch.Tensor, f: int) -> tuple[float, float]:
+    """Largest jump between horizontal neighbours across block edges and inside blocks."""
+    d = (z[..., 1:] - z[..., :-1]).abs()
+    across = torch.zeros(d.shape[-1], dtype=torch.bool)
+    across[f - 1 :: f] = True
+    return float(d[..., across].max()), float(d[..., ~across].max())
+
+
+def test_smooth_conserve_mean_leaves_no_seams():
+    """Zero network output and a smooth coarse field (a ramp plus a bump): the additive
+    constraint gives a staircase, the smooth one a field without steps at block edges."""
+    f = 8
+    additive = DownscalingGenerator(
+        in_channels=1, filters=4, upsampling_factors=[f], conserve_mean="additive"
+    )
+    smooth = DownscalingGenerator(
+        in_channels=1, filters=4, upsampling_factors=[f], conserve_mean="smooth"
+    )
+    yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    coarse = (0.1 * xx + torch.exp(-((yy - 6) ** 2 + (xx - 5) ** 2) / 8))[None, None]
+    zero = torch.zeros(1, 1, 12 * f, 12 * f)
+    stairs, soft = additive._conserve(zero, coarse), smooth._conserve(zero, coarse)
+    for z in (stairs, soft):
+        torch.testing.assert_close(torch.nn.functional.avg_pool2d(z, f), coarse, atol=1e-5, rtol=0)
+    across, inside = _edge_jumps(stairs, f)
+    assert inside == 0 and across > 0.1  # the seams
+    across_s, _ = _edge_jumps(soft, f)
+    assert across_s < 0.2 * across
+
+
+def test_smooth_conserve_mean_spec_and_config():
+    from geogan.config.schema import ModelConfig
+
+    g = _gen(conserve_mean="smooth")
+    assert g.model_spec["kwargs"]["conserve_mean"] == "smooth"
+    assert ModelConfig(conserve_mean="smooth").conserve_mean == "smooth"

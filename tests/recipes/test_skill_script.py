@@ -98,7 +98,9 @@ def tiny_presets(tmp_path):
     """Tiny data and presets that inherit the real radar_base.yaml (``defaults:``)."""
     rng = np.random.default_rng(0)
     size = 64
-    knmi = _projected(tmp_path / "knmi.nc", _cells(rng, 8, size), "2010-08-26T00:00", "5min")
+    # KNMI-like quantisation: multiples of 0.12 mm/h (0.01 mm per 5 minutes)
+    knmi_rain = (np.rint(_cells(rng, 8, size) / 0.12) * 0.12).astype(np.float32)
+    knmi = _projected(tmp_path / "knmi.nc", knmi_rain, "2010-08-26T00:00", "5min")
     # BoM-like: 6 times, 2 of them dry -> 4 wet times; stride 2 keeps 2
     bom = _projected(
         tmp_path / "bom.nc", _cells(rng, 6, size, dry=(0, 3)), "2020-10-31T00:00", "10min"
@@ -220,13 +222,18 @@ def test_skill_script_end_to_end(tiny_presets):
         assert metrics["methods"][b]["crps"] == pytest.approx(metrics["methods"][b]["mae"])
     crps_target = knmi["targets"][0]
     assert crps_target["pass"] == (metrics["methods"]["geogan"]["crps"] <= 0.85 * best)
-    lo, hi = knmi["headline"]["rank_min_ratio_nonzero"], knmi["headline"]["rank_max_ratio_nonzero"]
-    freq = np.asarray(metrics["curves"]["geogan"]["rank_histogram_nonzero"])
-    assert (
-        freq.size == 4
-        and lo == pytest.approx(freq.min() * 4)
-        and hi == pytest.approx(freq.max() * 4)
-    )
+    # the rank target is judged at the truth's precision (detected: 0.12 mm/h), raw ranks kept
+    head = knmi["headline"]
+    assert head["rank_precision"] == pytest.approx(0.12, rel=1e-4)
+    for suffix, key in (
+        ("", "rank_histogram_nonzero_at_precision"),
+        ("_raw", "rank_histogram_nonzero"),
+    ):
+        freq = np.asarray(metrics["curves"]["geogan"][key])
+        assert freq.size == 4
+        assert head[f"rank_min_ratio_nonzero{suffix}"] == pytest.approx(freq.min() * 4)
+        assert head[f"rank_max_ratio_nonzero{suffix}"] == pytest.approx(freq.max() * 4)
+    assert "0.12 mm/h" in knmi["targets"][4]["detail"]
 
     # generated rain is never negative (clipped after the inverse transform)
     ens = xr.open_dataset(knmi["eval"]["ensemble"])
@@ -256,3 +263,12 @@ def test_skill_script_end_to_end(tiny_presets):
 
     # an existing output folder is refused without --overwrite (exit code 2)
     assert skill.main(argv) == 2
+
+    # --reevaluate scores the saved ensembles again and rewrites the summary, nothing retrained
+    assert skill.main(["--out", str(out), "--reevaluate", "--quiet"]) == 0
+    again = json.loads((out / "skill_summary.json").read_text())
+    assert again["knmi"]["train"] == knmi["train"] and len(again["knmi"]["targets"]) == 6
+    assert again["knmi"]["headline"]["crps"] == pytest.approx(knmi["headline"]["crps"])
+    assert any("Evaluation re-run" in n for n in again["notes"])
+    assert set(again) >= {"bom", "meteonet_const", "meteonet_noconst"}
+    assert skill.main(["--out", str(out / "missing"), "--reevaluate", "--quiet"]) == 2

@@ -125,8 +125,10 @@ class ModelConfig(Section):
     dims: Literal[2, 3] = 2
     residual_input: bool = False
     """Generator adds the bilinear interpolation of the target fields' coarse input to its output."""
-    conserve_mean: Literal["none", "additive"] = "none"
-    """Hard constraint: each output block's mean equals its coarse input pixel (perfect-model setups)."""
+    conserve_mean: Literal["none", "additive", "smooth"] = "none"
+    """Hard constraint: each output block's mean equals its coarse input pixel (perfect-model
+    setups). ``additive`` shifts each block by a constant; ``smooth`` spreads the same
+    correction smoothly across block edges (no seams)."""
 
 
 class ContentLossConfig(Section):
