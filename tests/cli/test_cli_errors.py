@@ -85,3 +85,14 @@ def test_nan_only_truth_is_a_clear_error(tiny, capsys):
     cfg["data"]["truth"]["path"] = str(tiny["dir"] / "nan.nc")
     code, err = _run_train(tiny, cfg, capsys)
     _assert_clean_failure(code, err, tiny)
+
+
+def test_softmax_constraint_on_signed_targets_is_a_clear_error(tiny, capsys):
+    code, err = _run_train(
+        tiny,
+        tiny["cfg"],
+        capsys,
+        "model.conserve_mean=softmax",
+        "data.transforms.precip.norm=zscore",
+    )
+    _assert_clean_failure(code, err, tiny, "softmax", "precip", "norm")

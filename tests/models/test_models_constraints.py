@@ -113,3 +113,30 @@ def test_smooth_conserve_mean_spec_and_config():
     g = _gen(conserve_mean="smooth")
     assert g.model_spec["kwargs"]["conserve_mean"] == "smooth"
     assert ModelConfig(conserve_mean="smooth").conserve_mean == "smooth"
+
+
+def test_softmax_conserve_mean_is_exact_non_negative_and_keeps_dry_blocks_dry():
+    g = _gen(conserve_mean="softmax")
+    x = torch.rand(3, 2, 5, 6) * 3
+    x[:, 0, 1:3, 2:4] = 0.0  # dry coarse pixels
+    y = g(x, None, torch.randn(3, 2, 5, 6))
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(y, 4), x[:, :1], atol=1e-5, rtol=1e-5)
+    assert (y >= 0).all()
+    assert (y[:, :, 4:12, 8:16] == 0).all()  # the dry blocks are exactly zero: no drizzle
+    assert (y[:, :, :4, :4] > 0).all()  # a wet block is positive everywhere
+
+
+def test_softmax_conserve_mean_survives_huge_logits_and_has_finite_gradients():
+    g = DownscalingGenerator(
+        in_channels=1, filters=4, upsampling_factors=[4], conserve_mean="softmax"
+    )
+    logits = torch.tensor([[[[500.0, -500.0], [0.0, 80.0]]]]).repeat_interleave(2, 2)
+    logits = logits.repeat_interleave(2, 3).requires_grad_(True)  # [1, 1, 4, 4]: one block
+    coarse = torch.tensor([[[[2.0]]]])
+    y = g._conserve(logits, coarse)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.mean(), torch.tensor(2.0))
+    # the largest logits take the whole block: 4 pixels share 16 x 2
+    torch.testing.assert_close(y[0, 0, :2, :2], torch.full((2, 2), 8.0))
+    (y * torch.arange(16.0).reshape(1, 1, 4, 4)).sum().backward()
+    assert torch.isfinite(logits.grad).all()

@@ -272,3 +272,12 @@ def test_skill_script_end_to_end(tiny_presets):
     assert any("Evaluation re-run" in n for n in again["notes"])
     assert set(again) >= {"bom", "meteonet_const", "meteonet_noconst"}
     assert skill.main(["--out", str(out / "missing"), "--reevaluate", "--quiet"]) == 2
+
+    # --redo-bom: the BoM stage again with the saved KNMI model, here on all 4 wet times
+    redo = ["--out", str(out), "--redo-bom", "--bom-path", str(tiny_presets["bom"])]
+    assert skill.main([*redo, "--bom-stride", "1", "--members", "3", "--quiet"]) == 0
+    bom_again = json.loads((out / "skill_summary.json").read_text())
+    assert bom_again["bom"]["eval"]["times"] == 4 and bom_again["bom"]["stride"] == 1
+    assert bom_again["knmi"]["train"] == knmi["train"]
+    assert any("BoM stage re-run" in n for n in bom_again["notes"])
+    assert skill.main(["--out", str(out / "missing"), "--redo-bom", "--quiet"]) == 2

@@ -125,10 +125,11 @@ class ModelConfig(Section):
     dims: Literal[2, 3] = 2
     residual_input: bool = False
     """Generator adds the bilinear interpolation of the target fields' coarse input to its output."""
-    conserve_mean: Literal["none", "additive", "smooth"] = "none"
+    conserve_mean: Literal["none", "additive", "smooth", "softmax"] = "none"
     """Hard constraint: each output block's mean equals its coarse input pixel (perfect-model
     setups). ``additive`` shifts each block by a constant; ``smooth`` spreads the same
-    correction smoothly across block edges (no seams)."""
+    correction smoothly across block edges (no seams); ``softmax`` shares the coarse value
+    out over the block (non-negative fields: zero stays zero)."""
 
 
 class ContentLossConfig(Section):

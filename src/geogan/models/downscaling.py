@@ -269,7 +269,7 @@ def sample_latent(
 
 
 #: ``conserve_mean`` modes of :class:`DownscalingGenerator`
-CONSERVE_MODES = ("none", "additive", "smooth")
+CONSERVE_MODES = ("none", "additive", "smooth", "softmax")
 #: Richardson steps of the ``smooth`` constraint (see ``DownscalingGenerator._conserve``)
 SMOOTH_ITERATIONS = 4
 
@@ -318,7 +318,9 @@ class DownscalingGenerator(nn.Module):
             sub-grid detail. Valid when the input is the block mean of the target
             in the same (normalised) space, as with ``autocoarsen`` and linear
             transforms. ``smooth`` keeps the same exact block means with a smooth
-            correction (no seams at block edges). ``none`` by default.
+            correction (no seams at block edges); ``softmax`` distributes each
+            coarse value over its block by a softmax of the network's output
+            (non-negative fields; replaces ``output_activation``). ``none`` by default.
     """
 
     def __init__(
@@ -472,6 +474,9 @@ class DownscalingGenerator(nn.Module):
                 align_corners=False,
             )
             y = y + base.to(y.dtype)
+        if self.conserve_mean == "softmax":
+            # the block softmax is the output activation: non-negative, zero where the input is
+            return self._conserve(y, input[:, : self.out_channels])
         y = self.activation(y)
         if self.conserve_mean != "none":
             y = self._conserve(y, input[:, : self.out_channels])
@@ -489,6 +494,11 @@ class DownscalingGenerator(nn.Module):
         in [0.25, 1] in 2D, so each step shrinks the residual by at least 4x for
         smooth errors); the block-constant remainder, and with it the seams, is
         what the iterations leave.
+        ``softmax`` (non-negative fields such as rain, Harder et al. 2023): each
+        block of ``y`` is a set of logits; the output is the coarse value times
+        the block softmax times the block size, so it is non-negative, exactly
+        zero in blocks whose input is zero (no drizzle), and its block means are
+        exact. Negative coarse values are treated as zero.
         """
         f = self.factor
         pool = nn.functional.avg_pool2d if self.dims == 2 else nn.functional.avg_pool3d
@@ -497,6 +507,15 @@ class DownscalingGenerator(nn.Module):
             for axis in range(2, x.ndim):
                 x = x.repeat_interleave(f, dim=axis)
             return x
+
+        if self.conserve_mean == "softmax":
+            # per-block maximum subtracted: exp never overflows, every block sum is >= 1
+            peak = (nn.functional.max_pool2d if self.dims == 2 else nn.functional.max_pool3d)(
+                y.detach(), f
+            )
+            weights = torch.exp(y - blocks(peak))
+            share = weights / blocks(pool(weights, f))
+            return share * blocks(coarse.to(y.dtype).clamp_min(0))
 
         error = coarse.to(y.dtype) - pool(y, f)
         if self.conserve_mean == "additive":

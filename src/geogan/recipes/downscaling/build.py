@@ -61,6 +61,18 @@ def model_kwargs(cfg: RunConfig, data: DownscalingData) -> dict[str, dict[str, A
             f"model.residual_input and model.conserve_mean need the target variables {data.target_vars} first among the inputs "
             f"(got {data.input_vars}); use data.autocoarsen or list them first in data.input.variables"
         )
+    if m.conserve_mean == "softmax":
+        signed = [
+            v
+            for v in data.target_vars
+            if cfg.data.transforms.get(v) is None or cfg.data.transforms[v].norm == "zscore"
+        ]
+        if signed:
+            raise ConfigError(
+                f"model.conserve_mean: softmax needs non-negative targets, but {signed} are "
+                "z-scored (negative values); use data.transforms.<var>.norm: max, minmax or none, "
+                "or conserve_mean: additive"
+            )
     factors = upsampling_factors(cfg)
     common = {
         "dims": m.dims,
