@@ -206,7 +206,7 @@ def plot_rank_histograms(
         ax.set_title(name, fontsize=9)
     axes[0][0].set_ylabel("frequency")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -364,9 +364,9 @@ def make_figures(
             figures["rank_histogram_nonzero_at_precision"] = plot_rank_histograms(
                 out_dir / "rank_histogram_nonzero_at_precision.png",
                 at_q,
-                title=f"at the observations' precision ({q:g} {units or ''}), without zero ties"
+                title=f"at the truth's precision ({q:.3g} {units or ''})\nwithout zero ties"
                 if q
-                else "at the observations' precision, without zero ties",
+                else "at the truth's precision\nwithout zero ties",
             )
     spectra = {n: c["rapsd"] for n, c in curves.items() if "rapsd" in c}
     if spectra and result.get("truth", {}).get("rapsd"):
