@@ -153,3 +153,15 @@ def test_sample_maps_crop_to_valid_area_and_zoom_on_the_core(tmp_path):
     with Image.open(one) as a, Image.open(two) as b:
         assert b.size[1] >= 2 * a.size[1] - 10  # a second row: the zoom on the core
         assert b.size[0] > a.size[0]  # one more panel: the baseline
+
+
+def test_rank_histogram_at_precision_figure_for_quantised_truth(tmp_path):
+    rng = np.random.default_rng(1)
+    truth = np.rint(rng.exponential(1.0, (2, 32, 32)) / 0.3) * 0.3  # BoM-like 0.3 mm/h steps
+    ens = rng.exponential(1.0, (4, 2, 32, 32))
+    cfg = EvaluateConfig(fss_scales=[1], pool_windows=[(4, 2)])
+    result = evaluate(truth, {"gan": ens}, None, cfg)
+    figures = make_figures(tmp_path, result, units="mm/h")
+    assert "rank_histogram_nonzero_at_precision" in figures
+    with Image.open(figures["rank_histogram_nonzero_at_precision"]) as im:
+        assert im.format == "PNG" and im.size[0] > 100
