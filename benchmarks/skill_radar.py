@@ -357,6 +357,22 @@ def write_subset(path: str, index: np.ndarray, out: Path) -> Path:
     return out
 
 
+def record_timings(
+    summary: dict[str, Any], stage: str, ev: dict[str, Any], train: dict[str, Any] | None = None
+) -> None:
+    """The training, generation and evaluation times of ``stage`` in ``summary["timings"]``."""
+    if train is not None:
+        summary["timings"][f"{stage} train"] = {
+            "seconds": train["wall_seconds"],
+            "per_step": train["seconds_per_step"],
+        }
+    for part in ("generate", "evaluate"):
+        summary["timings"][f"{stage} {part}"] = {
+            "seconds": ev[f"{part}_seconds"],
+            "per_time": ev[f"{part}_seconds_per_time"],
+        }
+
+
 def bom_stage(
     args: argparse.Namespace,
     summary: dict[str, Any],
@@ -413,14 +429,7 @@ def bom_stage(
         "eval": {k: v for k, v in ev.items() if k != "metrics"},
         "headline": headline(ev["metrics"]),
     }
-    summary["timings"]["bom generate"] = {
-        "seconds": ev["generate_seconds"],
-        "per_time": ev["generate_seconds_per_time"],
-    }
-    summary["timings"]["bom evaluate"] = {
-        "seconds": ev["evaluate_seconds"],
-        "per_time": ev["evaluate_seconds_per_time"],
-    }
+    record_timings(summary, "bom", ev)
 
 
 # ---------------------------------------------------------------------------- report
@@ -788,18 +797,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "targets": knmi_targets(ev["metrics"]),
             "headline": headline(ev["metrics"]),
         }
-        summary["timings"]["knmi train"] = {
-            "seconds": train["wall_seconds"],
-            "per_step": train["seconds_per_step"],
-        }
-        summary["timings"]["knmi generate"] = {
-            "seconds": ev["generate_seconds"],
-            "per_time": ev["generate_seconds_per_time"],
-        }
-        summary["timings"]["knmi evaluate"] = {
-            "seconds": ev["evaluate_seconds"],
-            "per_time": ev["evaluate_seconds_per_time"],
-        }
+        record_timings(summary, "knmi", ev, train)
         px_knmi = ev["grid"][0] * ev["grid"][1] * ev["times"]
         rate = {
             "gen": ev["generate_seconds"] / max(px_knmi * ev["members"], 1),
@@ -863,18 +861,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "eval": {k: v for k, v in ev.items() if k != "metrics"},
                     "headline": headline(ev["metrics"]),
                 }
-                summary["timings"][f"{key} train"] = {
-                    "seconds": train["wall_seconds"],
-                    "per_step": train["seconds_per_step"],
-                }
-                summary["timings"][f"{key} generate"] = {
-                    "seconds": ev["generate_seconds"],
-                    "per_time": ev["generate_seconds_per_time"],
-                }
-                summary["timings"][f"{key} evaluate"] = {
-                    "seconds": ev["evaluate_seconds"],
-                    "per_time": ev["evaluate_seconds_per_time"],
-                }
+                record_timings(summary, key, ev, train)
                 save()
     except GeoganError as exc:
         raise SkillError(str(exc)) from None

@@ -14,6 +14,19 @@ def _gen(**kw):
     )
 
 
+def _gen3(conserve_mean):
+    torch.manual_seed(0)
+    return DownscalingGenerator(
+        dims=3,
+        in_channels=1,
+        filters=4,
+        noise_channels=1,
+        upsampling_factors=[2],
+        output_activation="linear",
+        conserve_mean=conserve_mean,
+    )
+
+
 def test_conserve_mean_makes_block_means_equal_the_input():
     g = _gen(output_activation="linear", conserve_mean="additive")
     x = torch.randn(3, 2, 5, 6)
@@ -23,16 +36,7 @@ def test_conserve_mean_makes_block_means_equal_the_input():
 
 
 def test_conserve_mean_in_3d():
-    torch.manual_seed(0)
-    g = DownscalingGenerator(
-        dims=3,
-        in_channels=1,
-        filters=4,
-        noise_channels=1,
-        upsampling_factors=[2],
-        output_activation="linear",
-        conserve_mean="additive",
-    )
+    g = _gen3("additive")
     x = torch.randn(1, 1, 3, 4, 5)
     y = g(x, None, torch.randn(1, 1, 3, 4, 5))
     torch.testing.assert_close(torch.nn.functional.avg_pool3d(y, 2), x, atol=1e-5, rtol=0)
@@ -62,16 +66,7 @@ def test_smooth_conserve_mean_is_exact_in_2d_and_3d():
     x = torch.randn(3, 2, 5, 6)
     y = g(x, None, torch.randn(3, 2, 5, 6))
     torch.testing.assert_close(torch.nn.functional.avg_pool2d(y, 4), x[:, :1], atol=1e-5, rtol=0)
-    torch.manual_seed(0)
-    g3 = DownscalingGenerator(
-        dims=3,
-        in_channels=1,
-        filters=4,
-        noise_channels=1,
-        upsampling_factors=[2],
-        output_activation="linear",
-        conserve_mean="smooth",
-    )
+    g3 = _gen3("smooth")
     x3 = torch.randn(1, 1, 3, 4, 5)
     y3 = g3(x3, None, torch.randn(1, 1, 3, 4, 5))
     torch.testing.assert_close(torch.nn.functional.avg_pool3d(y3, 2), x3, atol=1e-5, rtol=0)
