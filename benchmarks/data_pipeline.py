@@ -3,7 +3,7 @@
 - Samples/s delivered by the Trainer's own DataLoader (``ResumableBatchSampler``, the
   R8 preset's ``num_workers`` / ``prefetch_factor``, batches moved to the device in the
   Trainer's memory format: ``Trainer._next_batch``) from NetCDF directly (a
-  :class:`~geogan.data.datasets.PatchDataset` over a synthetic radar-like file) and from a
+  :class:`~geogan.recipes.downscaling.samples.PatchDataset` over a synthetic radar-like file) and from a
   Zarr patch store written by ``prepare`` (:class:`~geogan.data.patch_store.ZarrPatchDataset`).
 - Peak memory (``ru_maxrss``, fresh process each) of ``prepare`` on the 1x file and on a
   file 10x as long: it must stay flat, because prepare streams.
@@ -172,7 +172,7 @@ def task_loader(
     file at ``path``; "zarr": the patch store at ``path``, cycled as ``build_training`` does)."""
     import torch
 
-    from geogan.data.downscaling import DownscalingData
+    from geogan.recipes.downscaling.data import DownscalingData
 
     overrides = {"patch_size": patch_size} if patch_size else None
     cfg, cfg_source = data_config(path if source == "netcdf" else "unused.nc", overrides)
@@ -221,8 +221,8 @@ def task_loader(
 def task_prepare(
     path: str, out_dir: str, patches: int = 0, patch_size: int | None = None
 ) -> dict[str, Any]:
-    """Run ``geogan.data.prepare`` (statistics, candidates, optionally ``patches`` patches)."""
-    from geogan.data.prepare import prepare
+    """Run ``geogan.recipes.downscaling.prepare`` (statistics, candidates, optionally ``patches`` patches)."""
+    from geogan.recipes.downscaling.prepare import prepare
 
     cfg, cfg_source = data_config(path, {"patch_size": patch_size} if patch_size else None)
     out = Path(out_dir)

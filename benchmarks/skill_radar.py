@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = REPO / "configs" / "downscaling"
+PRESETS = REPO / "src" / "geogan" / "recipes" / "downscaling" / "presets"
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
 POOL_KEY = "crps_pool16s4"
 FSS_KEY = "fss_1_16px"

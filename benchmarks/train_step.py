@@ -34,8 +34,7 @@ import torch
 from common import REPO_ROOT, peak_rss_mb, summarise
 
 R8_CONFIG_CANDIDATES = (
-    REPO_ROOT / "configs" / "downscaling" / "radar_knmi_x8.yaml",
-    REPO_ROOT / "src" / "geogan" / "configs" / "downscaling" / "radar_knmi_x8.yaml",
+    REPO_ROOT / "src" / "geogan" / "recipes" / "downscaling" / "presets" / "radar_knmi_x8.yaml",
 )
 
 P1 = {

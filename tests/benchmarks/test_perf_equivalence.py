@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 
 from geogan.config.schema import DataConfig
-from geogan.data.downscaling import DownscalingData
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.losses.regularisers import gradient_penalty
 from geogan.models.downscaling import (
     DownscalingCritic,
@@ -242,7 +242,7 @@ def test_zarr_patch_store_shard_reads_match_items_in_any_order(tmp_path):
     data = DownscalingData.from_config(cfg)
     norm = data.compute_normalisation()
     ds = data.patch_dataset(norm, seed=2, length=70)
-    write_patch_store(tmp_path / "p.zarr", ds, 70)
+    write_patch_store(tmp_path / "p.zarr", ds.sample, 70, binary_keys=["mask"])
     store = ZarrPatchDataset(tmp_path / "p.zarr")
     for i in [5, 69, 0, 33, 34, 140, 31, 32]:  # across shards, backwards, wrapped
         a, b = store[i], ds[i % 70]

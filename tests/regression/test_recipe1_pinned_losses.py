@@ -2,7 +2,7 @@
 
 ``recipe1_fp32_losses.json`` was written by the code as it stood before the engine was
 reshaped into recipe plug-ins (commit 25b58b7), with the tiny data set and config of
-``tests/cli/conftest.py``: gan (with constants, residual input and the smooth mean
+``tests/tiny_data.py``: gan (with constants, residual input and the smooth mean
 constraint), vaegan and det, 20 steps each, every loss logged. The reshaped engine
 must reproduce every value exactly.
 """
@@ -10,16 +10,13 @@ must reproduce every value exactly.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from tiny_data import base_config, make_constants, make_rain
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
-from conftest import base_config, make_constants, make_rain  # noqa: E402
-
-from geogan.recipes.config import run_config_from_dict  # noqa: E402
-from geogan.recipes.run import train_from_config  # noqa: E402
+from geogan.recipes.config import run_config_from_dict
+from geogan.recipes.run import train_from_config
 
 PINNED = json.loads((Path(__file__).parent / "recipe1_fp32_losses.json").read_text())
 

@@ -17,7 +17,7 @@ import xarray as xr
 from rel_helpers import assert_one_line_error, cli, write_config
 
 from geogan.config import config_from_dict
-from geogan.data.downscaling import DownscalingData
+from geogan.recipes.downscaling.data import DownscalingData
 
 
 def _train(tiny, capsys, cfg=None, *overrides, run_dir=None):

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from geogan.config.schema import DataConfig
 from geogan.core.errors import DataError, GeoganError
-from geogan.data.downscaling import DownscalingData
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.sources import load_values, open_source
 
 N_EXAMPLES = int(os.environ.get("GEOGAN_FUZZ_EXAMPLES", 150))

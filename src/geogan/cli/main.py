@@ -180,7 +180,7 @@ def demo(
     members: int = typer.Option(16, help="Ensemble members for the held-out region."),
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
 ) -> None:
-    from geogan.cli.demo import run_demo
+    from geogan.recipes.downscaling.demo import run_demo
 
     summary = run_demo(
         out,

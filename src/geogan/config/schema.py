@@ -76,9 +76,51 @@ class SamplingConfig(Section):
         return self
 
 
+SPATIAL_AXES = ("x", "y", "z")
+"""Names of the spatial axes of a ``[C, *S]`` array, counted from the last: ``x`` is the last
+axis (columns), ``y`` the one before (rows), ``z`` the one before that (levels/depth, 3D)."""
+
+
+class VectorConfig(Section):
+    """Channels that form one vector field: component ``components[i]`` points along
+    spatial axis ``axes[i]`` (e.g. ``{components: [u, v], axes: [x, y]}``; 3D
+    ``{components: [u, v, w], axes: [x, y, z]}``). Augmentations that flip an axis negate
+    the component along it; permutations of axes permute the components with them."""
+
+    components: list[str] = Field(min_length=1)
+    axes: list[Literal["x", "y", "z"]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> VectorConfig:
+        if len(self.components) != len(self.axes):
+            raise ValueError(
+                f"a vector needs one axis per component: {self.components} vs {self.axes}"
+            )
+        if len(set(self.axes)) != len(self.axes) or len(set(self.components)) != len(
+            self.components
+        ):
+            raise ValueError(f"vector components and axes must be distinct: {self.model_dump()}")
+        return self
+
+
 class AugmentConfig(Section):
+    """Random symmetry transforms applied identically to every array of a sample.
+
+    ``flip``: flip each spatial axis with probability 1/2 (``flip_axes`` restricts which);
+    ``rot90``: a random number of quarter turns in the y-x plane (square crops only);
+    ``permute``: a random permutation of the spatial axes named in ``permute_axes``
+    (default all; equal sizes only, e.g. cubic 3D crops); ``roll_axes``: a random circular
+    shift along these (periodic) axes; ``vectors``: channels that are vector components
+    and transform as vectors, not as scalars.
+    """
+
     flip: bool = True
+    flip_axes: list[Literal["x", "y", "z"]] | None = None
     rot90: bool = True
+    permute: bool = False
+    permute_axes: list[Literal["x", "y", "z"]] | None = None
+    roll_axes: list[Literal["x", "y", "z"]] = Field(default_factory=list)
+    vectors: list[VectorConfig] = Field(default_factory=list)
 
 
 class DataConfig(Section):

@@ -12,7 +12,7 @@ class DownscalingRecipe:
     name = "downscaling"
 
     def prepare(self, cfg, *, patches: int = 0, overwrite: bool = False):
-        from geogan.data.prepare import prepare
+        from geogan.recipes.downscaling.prepare import prepare
 
         stats = cfg.data.stats_path or f"{cfg.run_root}/{cfg.name}_normalisation.json"
         return prepare(

@@ -9,7 +9,7 @@ import torch
 
 from geogan.config.schema import RunConfig
 from geogan.core.errors import ConfigError
-from geogan.data.downscaling import DownscalingData
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.normalisation import Normalisation
 from geogan.models.downscaling import DownscalingCritic, DownscalingEncoder, DownscalingGenerator
 from geogan.recipes.downscaling.phases import CriticPhase, GeneratorPhase

@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from geogan.config.schema import AugmentConfig
-from geogan.data.patching import Augmentation, Candidates, ClassSampler, draw_augmentation
-from geogan.data.store import FieldStore, valid_mask
+from geogan.recipes.downscaling.sampling import Augmentation, Candidates, ClassSampler, draw_augmentation
+from geogan.recipes.downscaling.store import FieldStore, valid_mask
 from geogan.data.transforms import Transforms
 
 ITEM_KEYS = ("input", "target", "constants", "mask")

@@ -90,7 +90,7 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    from geogan.data.demo import build_demo_data
+    from geogan.recipes.downscaling.demo_data import build_demo_data
     from geogan.recipes import get_recipe
     from geogan.recipes.run import train_from_config
 

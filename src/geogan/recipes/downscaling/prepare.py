@@ -16,10 +16,27 @@ from typing import Any
 from geogan.config.schema import DataConfig
 from geogan.core.atomic import check_writable
 from geogan.core.errors import ConfigError, DataError
-from geogan.data.downscaling import DownscalingData
+from geogan.recipes.downscaling.data import DownscalingData
+from geogan.data.normalisation import Normalisation
 from geogan.data.patch_store import ZarrPatchDataset, write_patch_store
+from geogan.recipes.downscaling.samples import PatchDataset
 
-__all__ = ["prepare", "ZarrPatchDataset"]
+__all__ = ["ZarrPatchDataset", "patch_store_attrs", "prepare"]
+
+
+def patch_store_attrs(dataset: PatchDataset) -> dict[str, Any]:
+    """What a recipe-1 patch store records besides the arrays: variables, factor, normalisation."""
+    v = dataset.variables
+    norm = dataset.normalisation
+    return {
+        "input_vars": list(v.input),
+        "target_vars": list(v.target),
+        "constant_vars": list(v.constants),
+        "factor": int(dataset.factor),
+        "patch_size": int(dataset.patch_size),
+        "seed": int(dataset.seed),
+        "normalisation": norm.to_dict() if isinstance(norm, Normalisation) else None,
+    }
 
 
 def _from_cfg(path: str | None, base_dir: Path | None) -> Path | None:
@@ -103,7 +120,14 @@ def _prepare(
     }
     if store_path is not None:
         dataset = data.patch_dataset(norm, seed=seed, length=n_patches)
-        write_patch_store(store_path, dataset, n_patches, progress=progress)
+        write_patch_store(
+            store_path,
+            dataset.sample,
+            n_patches,
+            attrs=patch_store_attrs(dataset),
+            binary_keys=["mask"],
+            progress=progress,
+        )
         summary["n_patches"] = int(n_patches)
     summary["seconds"] = {
         "load": round(built - started, 3),

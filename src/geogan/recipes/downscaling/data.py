@@ -28,7 +28,7 @@ Variables with the same name in the input and the truth (always so with
 the coarse input and the generated output live on one scale.
 
 Fields are held in memory as float32 NumPy arrays behind a
-:class:`~geogan.data.store.FieldStore` (the 765x700x92 KNMI file is ~200 MB);
+:class:`~geogan.recipes.downscaling.store.FieldStore` (the 765x700x92 KNMI file is ~200 MB);
 everything else reads through the store, so an out-of-core store can replace it.
 """
 
@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from geogan.config.schema import DataConfig, SplitConfig
+from geogan.config.schema import DataConfig
 from geogan.core.errors import DataError
-from geogan.data.datasets import PatchDataset, Variables, assemble, to_tensors
+from geogan.recipes.downscaling.samples import PatchDataset, Variables, assemble, to_tensors
 from geogan.data.grids import (
     check_nesting,
     coarsen,
@@ -57,7 +57,7 @@ from geogan.data.grids import (
     regrid_to,
 )
 from geogan.data.normalisation import Normalisation
-from geogan.data.patching import Candidates, build_candidates
+from geogan.recipes.downscaling.sampling import Candidates, build_candidates
 from geogan.data.sources import (
     describe_times,
     load_values,
@@ -65,39 +65,13 @@ from geogan.data.sources import (
     open_source,
     spatial_dims,
 )
-from geogan.data.store import FieldStore, LazyStore, MemoryStore
+from geogan.recipes.downscaling.store import FieldStore, LazyStore, MemoryStore
+from geogan.data.splits import split_times
 from geogan.data.units import same_units
 
 log = logging.getLogger(__name__)
 
 TIME_CHUNK = 8  # time steps read (and reduced for statistics) at once
-
-
-def split_times(times: np.ndarray, split: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices into sorted ``times`` (``[T]``): the last share of each group is test.
-
-    ``group_by: day`` groups by UTC calendar day (needs datetime64 times); ``all`` is one group.
-    A group of ``n`` times holds out its last ``floor(n * holdout_fraction + 0.5)``.
-    """
-    times = np.asarray(times)
-    if split.group_by == "day":
-        if not np.issubdtype(times.dtype, np.datetime64):
-            raise DataError(
-                f"data.split.group_by is 'day' but the time axis is not dates ({times.dtype}); "
-                "use data.split.group_by: all"
-            )
-        _, group = np.unique(times.astype("datetime64[D]"), return_inverse=True)
-    else:
-        group = np.zeros(times.size, dtype=np.int64)
-    train, test = [], []
-    for g in np.unique(group):
-        members = np.flatnonzero(group == g)
-        n_test = int(math.floor(members.size * split.holdout_fraction + 0.5))
-        train.append(members[: members.size - n_test])
-        test.append(members[members.size - n_test :])
-    train_idx = np.sort(np.concatenate(train)) if train else np.zeros(0, dtype=np.int64)
-    test_idx = np.sort(np.concatenate(test)) if test else np.zeros(0, dtype=np.int64)
-    return train_idx.astype(np.int64), test_idx.astype(np.int64)
 
 
 def _resolve(path: str | None, base_dir: Path | None, role: str, required: bool) -> Path | None:
@@ -242,9 +216,9 @@ class DownscalingData:
         """Build from opened (or in-memory) Datasets; variables are taken from ``cfg``.
 
         ``lazy``: keep the fields in the sources and read them on demand (a
-        :class:`~geogan.data.store.LazyStore`; the Datasets must stay open while the
+        :class:`~geogan.recipes.downscaling.store.LazyStore`; the Datasets must stay open while the
         data are used), so memory does not grow with the record; otherwise they are
-        loaded into memory (a :class:`~geogan.data.store.MemoryStore`, fast random access).
+        loaded into memory (a :class:`~geogan.recipes.downscaling.store.MemoryStore`, fast random access).
 
         Unless ``normalised`` (they come from :func:`open_source`), the Datasets are
         brought to the common layout here (time renamed/sorted, dims ordered).

@@ -7,8 +7,11 @@ import torch
 
 from geogan.config.schema import DataConfig
 from geogan.core.errors import ConfigError, DataError, OutputExistsError
-from geogan.data import DownscalingData, Normalisation, ZarrPatchDataset, prepare
-from geogan.data import patch_store as patch_store_module
+from geogan.data.normalisation import Normalisation
+from geogan.data.patch_store import ZarrPatchDataset
+from geogan.recipes.downscaling.data import DownscalingData
+from geogan.recipes.downscaling.prepare import prepare
+from geogan.recipes.downscaling import samples as patch_store_module
 
 
 def _cfg(radar_nc, constants_nc, synth) -> DataConfig:
@@ -35,8 +38,10 @@ def test_prepare_writes_stats_and_patches(tmp_path, radar_nc, constants_nc, synt
     live = data.patch_dataset(norm, seed=5, length=40)
     stored = ZarrPatchDataset(store)
     assert len(stored) == 40
-    assert stored.input_vars == ["precip"] and stored.constant_vars == ["orography", "lsm"]
-    assert stored.normalisation == norm and stored.factor == 4 and stored.patch_size == 16
+    attrs = stored.attrs
+    assert attrs["input_vars"] == ["precip"] and attrs["constant_vars"] == ["orography", "lsm"]
+    assert Normalisation.from_dict(attrs["normalisation"]) == norm
+    assert attrs["factor"] == 4 and attrs["patch_size"] == 16
     for i in (0, 1, 17, 39):
         a, b = live[i], stored[i]
         assert set(b) == {"input", "target", "constants", "mask"}

@@ -9,17 +9,18 @@ from scipy.stats import chisquare
 
 from geogan.config.schema import AugmentConfig, SamplingConfig
 from geogan.core.errors import DataError
-from geogan.data import DownscalingData, PatchDataset, Variables
+from geogan.recipes.downscaling.data import DownscalingData
+from geogan.recipes.downscaling.samples import PatchDataset, Variables
 from geogan.data.grids import coarsen
 from geogan.data.normalisation import Normalisation
-from geogan.data.patching import (
+from geogan.recipes.downscaling.sampling import (
     Augmentation,
     assign_classes,
     build_candidates,
     candidate_corners,
     effective_stride,
 )
-from geogan.data.store import MemoryStore, valid_mask
+from geogan.recipes.downscaling.store import MemoryStore, valid_mask
 
 # wet pixels per 16x16 block -> wet fraction 0, 13/256 (~0.05), 51/256 (~0.2), 128/256
 WET_PIXELS = {0: 0, 1: 13, 2: 51, 3: 128}

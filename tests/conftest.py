@@ -8,6 +8,7 @@ disc ("radar range").
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ import pytest
 import xarray as xr
 
 from geogan.config.schema import DataConfig
+
+# helper modules of the test suite (tiny_data, ...) import by name from any test folder
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def radar_latlon(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

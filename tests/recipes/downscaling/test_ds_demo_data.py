@@ -11,7 +11,7 @@ import xarray as xr
 from PIL import Image
 
 from geogan.core.errors import ConfigError, OutputExistsError
-from geogan.data.demo import (
+from geogan.recipes.downscaling.demo_data import (
     DEMO_FILES,
     TEST_REGION,
     TRAIN_REGION,

@@ -10,7 +10,8 @@ import xarray as xr
 
 from geogan.config.schema import DataConfig, SplitConfig, TransformConfig
 from geogan.core.errors import DataError
-from geogan.data import DownscalingData, split_times
+from geogan.data import split_times
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.transforms import pre_forward
 
 

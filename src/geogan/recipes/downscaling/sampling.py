@@ -27,7 +27,7 @@ import numpy as np
 
 from geogan.config.schema import AugmentConfig, SamplingConfig
 from geogan.core.errors import DataError
-from geogan.data.store import FieldStore
+from geogan.recipes.downscaling.store import FieldStore
 
 
 def effective_stride(stride: int, factor: int) -> int:
