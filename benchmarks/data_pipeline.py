@@ -100,11 +100,11 @@ def data_config(truth_path: str, overrides: dict[str, Any] | None = None):
     """The R8 preset's ``data`` section (built-in equivalent without the preset) on ``truth_path``."""
     from train_step import R8_CONFIG_CANDIDATES
 
-    from geogan.config.schema import DataConfig
+    from geogan.recipes.downscaling.config import DataConfig
 
     for path in R8_CONFIG_CANDIDATES:
         if path.is_file():
-            from geogan.config.loader import load_config
+            from geogan.recipes.config import load_run_config as load_config
 
             base = load_config(path).data.model_dump()
             source = str(path.relative_to(REPO_ROOT))

@@ -100,7 +100,7 @@ def _resolve_data_path(path: str | None) -> str | None:
 
 def load_run_config(path: Path, overrides: list[str]):
     """The preset with overrides applied and its data paths made absolute."""
-    from geogan.config import load_config
+    from geogan.recipes.config import load_run_config as load_config
 
     if not path.is_file():
         raise SkillError(f"config {path} not found")

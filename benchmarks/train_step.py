@@ -92,7 +92,7 @@ R8 = {
 
 def r8_from_yaml(path: Path) -> dict[str, Any]:
     """R8 with the model/training settings of the radar preset ``path``."""
-    from geogan.config.loader import load_config
+    from geogan.recipes.config import load_run_config as load_config
     from geogan.recipes.downscaling.build import factorise
 
     cfg = load_config(path)
@@ -200,8 +200,8 @@ def build_trainer(
     fed synthetic batches instead of a DataLoader."""
     from geogan.config.schema import OptimConfig
     from geogan.models.downscaling import DownscalingCritic, DownscalingGenerator
-    from geogan.recipes.downscaling.build import _adam
     from geogan.recipes.downscaling.phases import CriticPhase, GeneratorPhase
+    from geogan.training.optim import build_optimizer
     from geogan.training.phases import TrainingSetup
     from geogan.training.trainer import Trainer
 
@@ -233,7 +233,10 @@ def build_trainer(
     o = OptimConfig()
     setup = TrainingSetup(
         models={"generator": g, "critic": d},
-        optimizers={"generator": _adam(g.parameters(), o), "critic": _adam(d.parameters(), o)},
+        optimizers={
+            "generator": build_optimizer({"generator": g}, o),
+            "critic": build_optimizer({"critic": d}, o),
+        },
         phases=[
             CriticPhase(
                 repeats=spec["critic_steps"],

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from geogan.config.schema import DataConfig
+from geogan.recipes.downscaling.config import DataConfig
 
 # helper modules of the test suite (tiny_data, ...) import by name from any test folder
 sys.path.insert(0, str(Path(__file__).parent))

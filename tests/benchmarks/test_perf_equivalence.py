@@ -20,8 +20,6 @@ import pytest
 import torch
 import xarray as xr
 
-from geogan.config.schema import DataConfig
-from geogan.recipes.downscaling.data import DownscalingData
 from geogan.losses.regularisers import gradient_penalty
 from geogan.models.downscaling import (
     DownscalingCritic,
@@ -30,6 +28,8 @@ from geogan.models.downscaling import (
     _PadInInputDtype,
 )
 from geogan.nn import ResidualBlock
+from geogan.recipes.downscaling.config import DataConfig
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.recipes.downscaling.phases import CriticPhase
 from geogan.training.phases import StepContext
 

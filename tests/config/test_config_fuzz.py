@@ -10,8 +10,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from geogan.config import RunConfig, config_from_dict, load_config
+from geogan.config import config_from_dict as _config_from_dict
+from geogan.config import load_config as _load_config
 from geogan.core.errors import ConfigError
+from geogan.recipes.downscaling.config import DownscalingConfig as RunConfig
+
+
+def load_config(path, overrides=(), schema=RunConfig, **kwargs):
+    return _load_config(path, overrides, schema, **kwargs)
+
+
+def config_from_dict(data, schema=RunConfig, **kwargs):
+    return _config_from_dict(data, schema, **kwargs)
 
 
 def _field_names(model: type[BaseModel], seen: set | None = None) -> set[str]:

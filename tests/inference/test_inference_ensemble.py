@@ -9,8 +9,14 @@ from torch import nn
 
 from geogan.core.errors import ConfigError, DataError
 from geogan.core.seeding import derive_seed
-from geogan.inference.ensemble import generate_ensemble, member_noise, member_seed
+from geogan.inference.ensemble import (
+    gaussian_noise,
+    generate_ensemble,
+    member_noise,
+    member_seed,
+)
 from geogan.inference.tiling import TileSpec
+from geogan.nn import conv_nd
 
 FACTOR = 2
 
@@ -166,3 +172,178 @@ def test_bad_arguments(gen, field):
         _run(gen, {"constants": field["constants"]})
     with pytest.raises(DataError, match="noise"):
         _run(gen, field, spec=TileSpec((8, 8), 4, FACTOR), noise_shape_fn=lambda s: (2, 5, 5))
+
+
+# --- keyed call: the caller supplies forward(batch) and says how keys are cut ------------------
+
+
+def _keyed(gen):
+    def forward(batch):
+        return gen(batch["input"], batch["constants"], batch["noise"])
+
+    return forward
+
+
+def test_keyed_call_equals_three_argument_call_bitwise(gen, field):
+    spec = TileSpec((8, 8), (4, 4), FACTOR, margin_lowres=2)
+    for tiles in (None, spec):
+        legacy = _run(gen, field, spec=tiles, batch_size=5)
+        keyed = generate_ensemble(
+            _keyed(gen),
+            field,
+            4,
+            7,
+            spec=tiles,
+            lowres_keys=["input", "noise"],
+            highres_keys=["constants"],
+            noise={"noise": (2, 20, 18)},
+            batch_size=5,
+        )
+        assert torch.equal(keyed, legacy)
+
+
+def test_gaussian_noise_spec_draws_every_key_from_the_member_seed(gen, field):
+    seen = []
+
+    def forward(batch):
+        seen.append({k: v.clone() for k, v in batch.items()})
+        up = F.interpolate(batch["a"], scale_factor=FACTOR)
+        return up + batch["fine"] + batch["z"].sum(1)[:, None, None, None]
+
+    shapes = {"a": (1, 20, 18), "fine": (1, 40, 36), "z": (3,)}
+    out = generate_ensemble(
+        forward,
+        field,
+        2,
+        seed=3,
+        lowres_keys=["input"],  # "a", "fine", "z" are placed by their shapes
+        noise=shapes,
+        spec=TileSpec((8, 8), (4, 4), FACTOR, margin_lowres=2),
+        member_offset=5,
+    )
+    for m in range(2):
+        drawn = gaussian_noise(member_seed(3, 5 + m), shapes)
+        ref = F.interpolate(drawn["a"][None], scale_factor=FACTOR)[0] + drawn["fine"]
+        assert torch.allclose(out[m], ref + drawn["z"].sum(), atol=1e-5)
+    # one key: the same draw as member_noise (what the three-argument call uses)
+    assert torch.equal(
+        gaussian_noise(member_seed(3, 1), {"n": (2, 4)})["n"], member_noise(3, 1, (2, 4))
+    )
+    assert set(seen[0]) == {"input", "a", "fine", "z"}  # field keys not listed are not passed
+    assert seen[0]["a"].shape[2:] == (8, 8) and seen[0]["fine"].shape[2:] == (16, 16)
+    assert seen[0]["z"].shape == (seen[0]["a"].shape[0], 3)
+
+
+def test_keyed_noise_fn_returns_a_dict_and_sees_the_field_on_device(gen, field):
+    calls = []
+
+    def noise_fn(s, f):
+        calls.append(s)
+        assert set(f) == {"input", "constants"} and f["input"].dtype == torch.float32
+        return {"noise": torch.full((2, 20, 18), float(len(calls)))}
+
+    out = generate_ensemble(
+        _keyed(gen),
+        field,
+        3,
+        7,
+        lowres_keys=["input", "noise"],
+        highres_keys=["constants"],
+        noise_fn=noise_fn,
+        member_offset=2,
+    )
+    assert calls == [member_seed(7, 2), member_seed(7, 3), member_seed(7, 4)]
+    with torch.no_grad():
+        ref = gen(field["input"][None], field["constants"][None], torch.full((1, 2, 20, 18), 2.0))
+    assert torch.allclose(out[1], ref[0], atol=1e-6)
+
+
+class _CircularNet(nn.Module):
+    """Same-grid (factor 1) translation net, circular along the last axis, reflect on the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = conv_nd(2, 3, 4, 3, padding_mode=("reflect", "circular"))
+        self.b = conv_nd(2, 4, 1, 3, padding_mode=("reflect", "circular"))
+
+    def forward(self, batch):
+        return self.b(torch.tanh(self.a(torch.cat([batch["image"], batch["noise"]], 1))))
+
+
+def test_factor_one_periodic_ensemble_tiled_equals_untiled():
+    torch.manual_seed(0)
+    net = _CircularNet().eval()
+    image = torch.randn(2, 21, 30, generator=torch.Generator().manual_seed(2))
+    kw = {"lowres_keys": ["image", "noise"], "noise": {"noise": (1, 21, 30)}, "batch_size": 4}
+    whole = generate_ensemble(net, {"image": image}, 3, 1, **kw)
+    spec = TileSpec((10, 10), (4, 4), 1, margin_lowres=2, periodic=(False, True))
+    tiled = generate_ensemble(net, {"image": image}, 3, 1, spec=spec, **kw)
+    assert tiled.shape == whole.shape == (3, 1, 21, 30)
+    assert (tiled - whole).abs().max() < 1e-5
+    flat = TileSpec((10, 10), (4, 4), 1, margin_lowres=2)  # periodic off: seams at lon 0
+    assert (
+        generate_ensemble(net, {"image": image}, 3, 1, spec=flat, **kw) - whole
+    ).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_sink_streams_the_same_members(gen, field, tiled):
+    spec = TileSpec((8, 8), (4, 4), FACTOR, margin_lowres=2) if tiled else None
+    kw = {
+        "lowres_keys": ["input", "noise"],
+        "highres_keys": ["constants"],
+        "noise": {"noise": (2, 20, 18)},
+        "spec": spec,
+        "postprocess": lambda t: t * 3 + 1,
+    }
+    whole = generate_ensemble(_keyed(gen), field, 3, 9, **kw)
+    blocks = []
+    assert (
+        generate_ensemble(
+            _keyed(gen), field, 3, 9, sink=lambda rows, b: blocks.append((rows, b)), **kw
+        )
+        is None
+    )
+    assert sorted(r for r, _ in blocks)[0][0] == 0 and (len(blocks) > 1) == tiled
+    streamed = torch.cat([b for _, b in sorted(blocks, key=lambda rb: rb[0])], dim=2)
+    assert (streamed - whole).abs().max() < 1e-6
+
+
+def test_keyed_call_errors(gen, field):
+    keyed = {"lowres_keys": ["input", "noise"], "highres_keys": ["constants"]}
+    with pytest.raises(DataError, match="noise"):  # nothing draws "noise"
+        generate_ensemble(_keyed(gen), field, 2, 0, **keyed)
+    with pytest.raises(ConfigError, match="not both"):
+        generate_ensemble(
+            _keyed(gen),
+            field,
+            2,
+            0,
+            noise={"noise": (2, 20, 18)},
+            noise_fn=lambda s, f: {},
+            **keyed,
+        )
+    with pytest.raises(ConfigError, match="noise_channels"):
+        generate_ensemble(_keyed(gen), field, 2, 0, noise_channels=2, **keyed)
+    with pytest.raises(ConfigError, match="lowres_keys"):
+        generate_ensemble(_keyed(gen), field, 2, 0, noise={"noise": (2, 20, 18)})
+    with pytest.raises(ConfigError, match="twice"):
+        generate_ensemble(_keyed(gen), field, 2, 0, lowres_keys=["input"], shared_keys=["input"])
+    with pytest.raises(ConfigError, match="dict"):
+        generate_ensemble(
+            _keyed(gen), field, 2, 0, noise_fn=lambda s, f: torch.zeros(2, 20, 18), **keyed
+        )
+    with pytest.raises(ConfigError, match="field keys"):
+        generate_ensemble(
+            _keyed(gen), field, 2, 0, noise={"input": (2, 20, 18)}, lowres_keys=["input"]
+        )
+    with pytest.raises(DataError, match="noise"):  # on neither grid
+        generate_ensemble(
+            _keyed(gen),
+            field,
+            2,
+            0,
+            noise={"noise": (2, 7, 7)},
+            spec=TileSpec((8, 8), 4, FACTOR),
+            **keyed,
+        )

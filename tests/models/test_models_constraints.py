@@ -103,7 +103,7 @@ def test_smooth_conserve_mean_leaves_no_seams():
 
 
 def test_smooth_conserve_mean_spec_and_config():
-    from geogan.config.schema import ModelConfig
+    from geogan.recipes.downscaling.config import ModelConfig
 
     g = _gen(conserve_mean="smooth")
     assert g.model_spec["kwargs"]["conserve_mean"] == "smooth"

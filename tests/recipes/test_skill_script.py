@@ -119,7 +119,9 @@ def tiny_presets(tmp_path):
     )
     meteonet = _latlon(tmp_path / "meteonet.nc", _cells(rng, 8, size), times)
     consts = _constants(tmp_path / "constants.nc")
-    base = PRESETS_BASE = REPO / "src" / "geogan" / "recipes" / "downscaling" / "presets" / "radar_base.yaml"
+    base = PRESETS_BASE = (
+        REPO / "src" / "geogan" / "recipes" / "downscaling" / "presets" / "radar_base.yaml"
+    )
     assert PRESETS_BASE.is_file()
     tiny = {
         "defaults": [str(base)],
@@ -175,7 +177,7 @@ def tiny_presets(tmp_path):
 
 def test_presets_resolve():
     """The shipped presets load (defaults chain) and name the shared data relative to the root."""
-    from geogan.config import load_config
+    from geogan.recipes.config import load_run_config as load_config
 
     presets = REPO / "src" / "geogan" / "recipes" / "downscaling" / "presets"
     knmi = load_config(presets / "radar_knmi_x8.yaml")

@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 from rel_helpers import assert_one_line_error, cli, write_config
 
-from geogan.config import config_from_dict
+from geogan.recipes.config import run_config_from_dict as config_from_dict
 from geogan.recipes.downscaling.data import DownscalingData
 
 
@@ -296,10 +296,16 @@ def test_empty_selections(tiny, capsys):
         (None, ["data.factor=-4"], ["data.factor"]),
         (None, ["model.filters_gen=8.5"], ["model.filters_gen"]),
         (None, ["data.split.holdout_fraction=1.5"], ["holdout_fraction"]),
-        ("data: [1, 2]\n", [], ["data"]),
+        ("recipe: downscaling\ndata: [1, 2]\n", [], ["data"]),
+        ("data: {factor: 4}\n", [], ["recipe:"]),
+        ("recipe: downscalling\n", [], ["downscaling"]),
         ("- 1\n- 2\n", [], []),
         ("train:\n  steps: [\n", [], []),
-        ("train:\n  steps: '100'\n  batch_size: {a: 1}\n", [], ["train.batch_size"]),
+        (
+            "recipe: downscaling\ntrain:\n  steps: '100'\n  batch_size: {a: 1}\n",
+            [],
+            ["train.batch_size"],
+        ),
     ],
 )
 def test_yaml_with_wrong_types_or_negative_sizes(tiny, capsys, text, overrides, words):

@@ -27,10 +27,10 @@ import xarray as xr
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
-from geogan.config.schema import DataConfig
 from geogan.core.errors import DataError, GeoganError
-from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.sources import load_values, open_source
+from geogan.recipes.downscaling.config import DataConfig
+from geogan.recipes.downscaling.data import DownscalingData
 
 N_EXAMPLES = int(os.environ.get("GEOGAN_FUZZ_EXAMPLES", 150))
 FUZZ = settings(

@@ -49,13 +49,19 @@ from geogan.core.registry import closest
 
 __all__ = [
     "CONFIG_FILENAME",
+    "EXTENSION_PREFIX",
+    "PresetDirs",
     "config_from_dict",
     "config_to_yaml",
+    "drop_extension_keys",
     "list_presets",
     "load_config",
+    "load_tree",
     "packaged_presets_dir",
     "parse_override",
     "save_resolved_config",
+    "tree_from_dict",
+    "validate_tree",
 ]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -177,29 +183,58 @@ def packaged_presets_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def _presets_root(preset_dir: str | os.PathLike | None) -> Path | None:
-    if preset_dir is None:
-        return packaged_presets_dir()
-    path = Path(preset_dir)
-    return path if path.is_dir() else None
+PresetDirs = Union[str, os.PathLike, Mapping[str, Union[str, os.PathLike]], None]
+"""Where presets live: one folder (``name`` -> ``folder/name.yaml``), or a mapping of
+namespaces to folders (``"downscaling": .../recipes/downscaling/presets`` makes
+``downscaling/radar_knmi_x8`` -> ``.../presets/radar_knmi_x8.yaml``), as recipes register."""
 
 
-def list_presets(preset_dir: str | os.PathLike | None = None) -> list[str]:
-    """Names of the available presets (``downscaling/base``, ...), sorted.
+class _PresetRoots:
+    """Lookup of preset names in one folder or in namespaced folders."""
+
+    def __init__(self, preset_dir: PresetDirs) -> None:
+        self.folders: dict[str, Path] = {}
+        if isinstance(preset_dir, Mapping):
+            self.folders = {
+                str(k): Path(v) for k, v in preset_dir.items() if v is not None and Path(v).is_dir()
+            }
+        else:
+            root = packaged_presets_dir() if preset_dir is None else Path(preset_dir)
+            if root is not None and root.is_dir():
+                self.folders = {"": root}
+
+    def __bool__(self) -> bool:
+        return bool(self.folders)
+
+    def find(self, name: Path) -> Path | None:
+        """The file of preset ``name`` (``ns/preset`` or, for one folder, ``a/b``), or None."""
+        if name.is_absolute():
+            return None
+        if "" in self.folders:
+            return _existing(_candidates(self.folders[""] / name))
+        parts = name.parts
+        if len(parts) >= 2 and parts[0] in self.folders:
+            return _existing(_candidates(self.folders[parts[0]].joinpath(*parts[1:])))
+        return None
+
+    def names(self) -> list[str]:
+        out: set[str] = set()
+        for ns, root in self.folders.items():
+            for suffix in _SUFFIXES:
+                for p in root.rglob(f"*{suffix}"):
+                    if p.is_file():
+                        rel = p.relative_to(root).with_suffix("").as_posix()
+                        out.add(f"{ns}/{rel}" if ns else rel)
+        return sorted(out)
+
+
+def list_presets(preset_dir: PresetDirs = None) -> list[str]:
+    """Names of the available presets (``downscaling/radar_knmi_x8``, ...), sorted.
 
     ``preset_dir`` defaults to the packaged ``geogan/configs`` folder; an absent
-    folder has no presets.
+    folder has no presets. A mapping gives namespaced folders (see :data:`PresetDirs`).
     """
-    root = _presets_root(preset_dir)
-    if root is None:
-        return []
-    names = {
-        p.relative_to(root).with_suffix("").as_posix()
-        for suffix in _SUFFIXES
-        for p in root.rglob(f"*{suffix}")
-        if p.is_file()
-    }
-    return sorted(names)
+    return _PresetRoots(preset_dir).names()
 
 
 def _candidates(base: Path) -> list[Path]:
@@ -290,8 +325,8 @@ def _merge_into(base: dict, layer: Mapping, prov: Provenance, label: str, path: 
 class _Resolver:
     """Reads a config file and its ``defaults:`` into an ordered list of layers."""
 
-    def __init__(self, preset_dir: str | os.PathLike | None) -> None:
-        self.preset_root = _presets_root(preset_dir)
+    def __init__(self, preset_dir: PresetDirs) -> None:
+        self.presets = _PresetRoots(preset_dir)
         self.stack: list[tuple[Path, str]] = []
 
     def _read(self, path: Path, label: str) -> dict:
@@ -329,11 +364,11 @@ class _Resolver:
         if found is not None:
             return found, _display(found)
         presets = []
-        if self.preset_root is not None and not given.is_absolute():
-            found = _existing(_candidates(self.preset_root / given))
+        if self.presets and not given.is_absolute():
+            found = self.presets.find(given)
             if found is not None:
                 return found, f"preset {Path(name).with_suffix('').as_posix()!r}"
-            presets = list_presets(self.preset_root)
+            presets = self.presets.names()
         hint = closest(name, presets) if presets else None
         if hint:
             fix = f"did you mean preset {hint!r}?"
@@ -383,15 +418,21 @@ class _Resolver:
             self.stack.pop()
 
 
-def _resolve_top(path: str | os.PathLike, preset_root: Path | None) -> tuple[Path, str]:
+def _resolve_top(path: str | os.PathLike, presets: _PresetRoots) -> tuple[Path, str]:
     """The file named on the command line: a path, or else a preset name."""
     given = Path(path).expanduser()
     label = str(path)
-    if _is_file(given) or preset_root is None or given.is_absolute():
+    if _is_file(given) or not presets or given.is_absolute():
         return given, label
-    found = _existing(_candidates(preset_root / given))
+    found = presets.find(given)
     if found is not None:
         return found, f"preset {given.with_suffix('').as_posix()!r}"
+    if not given.suffix and not given.exists():
+        names = presets.names()
+        hint = closest(str(path), names)
+        if hint or "/" in str(path):
+            more = f"did you mean {hint!r}?" if hint else f"presets: {', '.join(names[:20])}"
+            raise _error(f"no config file {label} and no preset of that name; {more}")
     return given, label
 
 
@@ -706,19 +747,27 @@ def _validate(
 # --------------------------------------------------------------------------- public API
 
 
-def load_config(
+EXTENSION_PREFIX = "x-"
+"""Top-level keys with this prefix are ignored (homes for YAML anchors, as in docker-compose)."""
+
+
+def drop_extension_keys(tree: dict) -> dict:
+    """``tree`` without its top-level ``x-...`` keys (anchors' homes; merge keys already applied)."""
+    return {
+        k: v for k, v in tree.items() if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))
+    }
+
+
+def load_tree(
     path: str | os.PathLike | None,
     overrides: Iterable[str] = (),
-    schema: type[SchemaT] = RunConfig,  # type: ignore[assignment]
     *,
-    preset_dir: str | os.PathLike | None = None,
-) -> SchemaT:
-    """Read, merge, override and validate a config.
+    preset_dir: PresetDirs = None,
+) -> tuple[dict, Provenance, list[str]]:
+    """Read and merge a config and its defaults, apply overrides: ``(tree, provenance, top)``.
 
-    ``path``: a YAML file, or the name of a packaged preset; None starts from the
-    schema's defaults. ``overrides``: ``key.path=value`` strings applied last.
-    ``preset_dir`` replaces the packaged ``geogan/configs`` folder (for tests).
-    Raises :class:`ConfigError` with a one-line message for every user mistake.
+    ``top`` lists the extra top-level keys the schema may ignore in messages (``defaults``).
+    Top-level ``x-...`` keys are dropped. Validation is :func:`validate_tree`'s job.
     """
     if isinstance(overrides, str):
         overrides = [overrides]
@@ -726,7 +775,7 @@ def load_config(
     prov: Provenance = {}
     tree: dict = {}
     if path is not None:
-        top, label = _resolve_top(path, resolver.preset_root)
+        top, label = _resolve_top(path, resolver.presets)
         try:
             layers = resolver.layers(top, label)
         except RecursionError:
@@ -738,7 +787,54 @@ def load_config(
                 raise _error(f"YAML in {layer_label} is recursive or nested too deeply") from None
     for text in overrides:
         _apply_override(tree, text, prov)
-    return _validate(tree, schema, prov, [DEFAULTS_KEY] if path is not None else [])
+    return drop_extension_keys(tree), prov, [DEFAULTS_KEY] if path is not None else []
+
+
+def validate_tree(
+    tree: Mapping[str, Any],
+    schema: type[SchemaT],
+    prov: Provenance | None = None,
+    top: list[str] | None = None,
+) -> SchemaT:
+    """Validate a merged tree against ``schema``; one-line :class:`ConfigError` on any problem."""
+    return _validate(tree, schema, prov, top)
+
+
+def load_config(
+    path: str | os.PathLike | None,
+    overrides: Iterable[str] = (),
+    schema: type[SchemaT] = RunConfig,  # type: ignore[assignment]
+    *,
+    preset_dir: PresetDirs = None,
+) -> SchemaT:
+    """Read, merge, override and validate a config against ``schema``.
+
+    ``path``: a YAML file, or the name of a preset; None starts from the
+    schema's defaults. ``overrides``: ``key.path=value`` strings applied last.
+    ``preset_dir`` replaces the packaged presets (a folder, or namespaced folders).
+    Raises :class:`ConfigError` with a one-line message for every user mistake.
+    Run configs are read with :func:`geogan.recipes.config.load_run_config`, which picks
+    the schema of the config's recipe.
+    """
+    tree, prov, top = load_tree(path, overrides, preset_dir=preset_dir)
+    return _validate(tree, schema, prov, top)
+
+
+def tree_from_dict(
+    data: Mapping[str, Any], *, source: str | None = None, overrides: Iterable[str] = ()
+) -> tuple[dict, Provenance]:
+    """A plain mapping (e.g. a config stored as JSON in a checkpoint) as ``(tree, provenance)``,
+    with overrides applied and ``x-...`` keys dropped."""
+    if not isinstance(data, Mapping):
+        where = f" in {source}" if source else ""
+        raise _error(f"config{where} must be a mapping of keys, got a {_type_name(data)}")
+    prov: Provenance = {}
+    if source:
+        prov = {(key,): source for key in data}
+    tree = _fresh(dict(data))
+    for text in [overrides] if isinstance(overrides, str) else overrides:
+        _apply_override(tree, text, prov)
+    return drop_extension_keys(tree), prov
 
 
 def config_from_dict(
@@ -753,15 +849,7 @@ def config_from_dict(
     ``source`` names where it came from in error messages ("checkpoint x.safetensors");
     ``overrides`` (``key.path=value``) are applied on top, as on the command line.
     """
-    if not isinstance(data, Mapping):
-        where = f" in {source}" if source else ""
-        raise _error(f"config{where} must be a mapping of keys, got a {_type_name(data)}")
-    prov: Provenance = {}
-    if source:
-        prov = {(key,): source for key in data}
-    tree = _fresh(dict(data))
-    for text in [overrides] if isinstance(overrides, str) else overrides:
-        _apply_override(tree, text, prov)
+    tree, prov = tree_from_dict(data, source=source, overrides=overrides)
     return _validate(tree, schema, prov)
 
 

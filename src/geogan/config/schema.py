@@ -45,37 +45,6 @@ class SplitConfig(Section):
     group_by: Literal["day", "all"] = "day"
 
 
-class SamplingConfig(Section):
-    """Class-balanced patch sampling by wet fraction.
-
-    A patch's class is the index of the first threshold its wet fraction
-    (share of valid truth pixels above ``wet_threshold``) is below; the
-    last class is everything at or above the last threshold. ``weights``
-    has one entry per class (``len(thresholds) + 1``).
-    """
-
-    wet_threshold: float = 0.1
-    thresholds: list[float] = Field(default_factory=lambda: [0.01, 0.1, 0.3])
-    weights: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4])
-    candidate_stride: PositiveInt = 16
-    min_valid_fraction: float = Field(0.5, ge=0, le=1)
-    variable: str | None = (
-        None  # target variable that defines wetness; None: the first target variable
-    )
-
-    @model_validator(mode="after")
-    def _check_weights(self) -> SamplingConfig:
-        if len(self.weights) != len(self.thresholds) + 1:
-            raise ValueError(
-                f"sampling.weights needs {len(self.thresholds) + 1} entries (one per class), got {len(self.weights)}"
-            )
-        if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-            raise ValueError("sampling.weights must be non-negative and not all zero")
-        if sorted(self.thresholds) != list(self.thresholds):
-            raise ValueError("sampling.thresholds must be increasing")
-        return self
-
-
 SPATIAL_AXES = ("x", "y", "z")
 """Names of the spatial axes of a ``[C, *S]`` array, counted from the last: ``x`` is the last
 axis (columns), ``y`` the one before (rows), ``z`` the one before that (levels/depth, 3D)."""
@@ -123,131 +92,6 @@ class AugmentConfig(Section):
     vectors: list[VectorConfig] = Field(default_factory=list)
 
 
-class DataConfig(Section):
-    """Where the fields come from and how training patches are made."""
-
-    truth: SourceConfig = Field(default_factory=SourceConfig)
-    input: SourceConfig = Field(default_factory=SourceConfig)
-    constants: SourceConfig = Field(default_factory=SourceConfig)
-    autocoarsen: bool = False
-    factor: PositiveInt = 4
-    patch_size: PositiveInt = 64
-    transforms: dict[str, TransformConfig] = Field(default_factory=dict)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    stats_path: str | None = None
-    patch_store: str | None = None
-    num_workers: int = Field(0, ge=0)
-    prefetch_factor: PositiveInt = 4
-    regrid_method: Literal["linear", "nearest"] = "linear"
-
-    @model_validator(mode="after")
-    def _check_patch(self) -> DataConfig:
-        if self.patch_size % self.factor != 0:
-            raise ValueError(
-                f"data.patch_size ({self.patch_size}) must be divisible by data.factor ({self.factor}); "
-                f"try {self.patch_size - self.patch_size % self.factor or self.factor}"
-            )
-        return self
-
-
-class ModelConfig(Section):
-    """Generator and critic architecture (recipe 1)."""
-
-    arch: Literal["normal", "forceconv", "forceconv-long"] = "forceconv"
-    filters_gen: PositiveInt = 64
-    filters_disc: PositiveInt = 128
-    noise_channels: int = Field(4, ge=0)
-    latent_variables: PositiveInt = 1
-    output_activation: Literal["softplus", "linear"] = "softplus"
-    batch_norm: bool = False
-    upsampling_factors: list[PositiveInt] | None = None
-    padding_mode: Literal["reflect", "zeros", "replicate", "circular"] = "reflect"
-    dims: Literal[2, 3] = 2
-    residual_input: bool = False
-    """Generator adds the bilinear interpolation of the target fields' coarse input to its output."""
-    conserve_mean: Literal["none", "additive", "smooth", "softmax"] = "none"
-    """Hard constraint: each output block's mean equals its coarse input pixel (perfect-model
-    setups). ``additive`` shifts each block by a constant; ``smooth`` spreads the same
-    correction smoothly across block edges (no seams); ``softmax`` shares the coarse value
-    out over the block (non-negative fields: zero stays zero)."""
-
-
-class ContentLossConfig(Section):
-    """Ensemble content loss added to the generator loss.
-
-    ``ensemble_mse``: MSE of the mean of ``members`` samples against the truth;
-    ``crps``: fair CRPS of the ``members`` samples; ``none``: no content loss.
-    """
-
-    kind: Literal["ensemble_mse", "crps", "none"] = "ensemble_mse"
-    weight: float = Field(1.0, ge=0)
-    members: PositiveInt = 8
-
-
-class EMAConfig(Section):
-    decay: float = Field(0.999, ge=0, lt=1)
-    start_step: int = Field(0, ge=0)
-
-
-class NanGuardConfig(Section):
-    """Non-finite losses or gradients skip the step; after ``max_consecutive`` in a row,
-    roll back to the last good checkpoint with the learning rates times ``lr_factor``
-    (at most ``max_rollbacks`` times), then stop."""
-
-    max_consecutive: PositiveInt = 5
-    lr_factor: float = Field(0.5, gt=0, le=1)
-    max_rollbacks: int = Field(2, ge=0)
-
-
-class OptimConfig(Section):
-    lr: float = Field(1e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.9)
-    weight_decay: float = Field(0.0, ge=0)
-
-
-class TrainConfig(Section):
-    """Training loop settings."""
-
-    mode: Literal["gan", "vaegan", "det"] = "gan"
-    steps: PositiveInt = 1000
-    batch_size: PositiveInt = 8
-    critic_steps: PositiveInt = 5
-    gp_weight: float = Field(10.0, ge=0)
-    adversarial_loss: Literal["wgan", "hinge", "logistic", "lsgan"] = "wgan"
-    content: ContentLossConfig = Field(default_factory=ContentLossConfig)
-    kl_weight: float = Field(1e-5, ge=0)
-    transformed_space: bool = True
-    gen_optim: OptimConfig = Field(default_factory=OptimConfig)
-    disc_optim: OptimConfig = Field(default_factory=OptimConfig)
-    ema: EMAConfig = Field(default_factory=EMAConfig)
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
-    channels_last: bool = False
-    checkpoint_every: PositiveInt = 500
-    keep_checkpoints: PositiveInt = 3
-    log_every: PositiveInt = 10
-    image_every: PositiveInt = 250
-    nan_guard: NanGuardConfig = Field(default_factory=NanGuardConfig)
-    tensorboard: bool = True
-    mlflow: bool = False
-    compile: bool = False
-    time_limit_minutes: float | None = Field(None, gt=0)
-
-
-class GenerateConfig(Section):
-    """Ensemble generation over full domains."""
-
-    members: PositiveInt = 16
-    seed: int = 0
-    tile_size: PositiveInt = 256
-    """Tile edge in high-resolution pixels (any multiple of the factor; larger is faster, uses more memory)."""
-    overlap: int = Field(16, ge=0)
-    batch_size: PositiveInt = 8
-    format: Literal["netcdf", "zarr"] = "netcdf"
-    use_ema: bool = True
-
-
 class EvaluateConfig(Section):
     """Verification settings."""
 
@@ -273,19 +117,181 @@ class EvaluateConfig(Section):
         return v
 
 
-class RunConfig(Section):
-    """A complete run: which recipe, its data, model, training, generation and verification."""
+# --------------------------------------------------------------------------- engine sections
+# Shared by every recipe: the trainer, optimizers, schedules, stages, tracking, checkpointing.
+# A recipe's schema subclasses these (adding its own keys) and RunConfig (adding its sections).
 
-    recipe: str = "downscaling"
+
+class DataSection(Section):
+    """Base of every recipe's ``data`` section: how the engine's DataLoader reads it."""
+
+    num_workers: int = Field(0, ge=0)
+    prefetch_factor: PositiveInt = 4
+
+
+class EMAConfig(Section):
+    """Exponential moving average of the generator's weights (used for export and inference).
+
+    Either a fixed per-step ``decay`` or, when ``half_life_images`` is set, a half-life in
+    training images (StyleGAN2's ``ema_kimg`` x 1000): per step the weight of the past is
+    ``0.5 ** (images_per_step / half_life)``. ``rampup`` (e.g. 0.05) caps the half-life at
+    ``rampup * images seen so far``, so early weights do not linger. Before
+    ``start_step`` the average copies the model.
+    """
+
+    decay: float = Field(0.999, ge=0, lt=1)
+    half_life_images: float | None = Field(None, gt=0)
+    rampup: float | None = Field(None, gt=0)
+    start_step: int = Field(0, ge=0)
+
+
+class NanGuardConfig(Section):
+    """Non-finite losses or gradients skip the step; after ``max_consecutive`` in a row,
+    roll back to the last good checkpoint with the learning rates times ``lr_factor``
+    (at most ``max_rollbacks`` times), then stop."""
+
+    max_consecutive: PositiveInt = 5
+    lr_factor: float = Field(0.5, gt=0, le=1)
+    max_rollbacks: int = Field(2, ge=0)
+
+
+class OptimConfig(Section):
+    """One optimizer. ``clip_grad_norm``: clip the global gradient norm of its parameters
+    (after averaging over ranks) to this value; null: no clipping."""
+
+    kind: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.9)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0)
+    clip_grad_norm: float | None = Field(None, gt=0)
+
+
+class LRScheduleConfig(Section):
+    """Learning-rate factor by step, the same for every optimizer.
+
+    ``warmup_steps``: linear rise from ``1 / warmup_steps`` to 1; then ``kind``:
+    ``constant``; ``cosine`` from 1 down to ``min_factor`` at ``total_steps``
+    (default: train.steps); ``linear`` likewise, straight; ``step``: times ``gamma`` at each
+    of ``milestones``.
+    """
+
+    kind: Literal["constant", "cosine", "linear", "step"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    min_factor: float = Field(0.0, ge=0, le=1)
+    total_steps: PositiveInt | None = None
+    milestones: list[PositiveInt] = Field(default_factory=list)
+    gamma: float = Field(0.1, gt=0)
+
+
+class StageConfig(Section):
+    """A named stage: a range of consecutive steps with its own phases and model settings.
+
+    ``steps``: how many steps the stage lasts (null for the last stage: until train.steps).
+    ``phases``: names of the recipe's phases that run in this stage (null: all).
+    ``models``: per model, ``frozen`` (no gradients, not updated), ``trainable``, or a
+    number: trainable with the learning rate times that factor.
+    """
+
+    name: str
+    steps: PositiveInt | None = None
+    phases: list[str] | None = None
+    models: dict[str, Literal["frozen", "trainable"] | float] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _check_factors(cls, v: dict) -> dict:
+        for name, mode in v.items():
+            if isinstance(mode, float) and not mode >= 0:
+                raise ValueError(f"learning-rate factor of model {name!r} must be >= 0")
+        return v
+
+
+class ValidationConfig(Section):
+    """Every ``every`` steps (0: never) the recipe's validation callback runs on
+    ``batches`` held-out batches and its metrics are logged under ``val/``."""
+
+    every: int = Field(0, ge=0)
+    batches: PositiveInt = 4
+
+
+class InitFromConfig(Section):
+    """Start from the weights of another run: an export (``model.safetensors``) or a resume
+    checkpoint. ``models`` maps this run's model names to the names in that checkpoint
+    (default: the same names, for every model the checkpoint holds that this run builds);
+    ``strict``: every tensor of each mapped model must be present and of the same shape."""
+
+    path: str
+    models: dict[str, str] = Field(default_factory=dict)
+    strict: bool = True
+
+
+class TrainConfig(Section):
+    """The training engine's settings (every recipe); recipes add their own keys by subclassing."""
+
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 8
+    optimizers: dict[str, OptimConfig] = Field(default_factory=dict)
+    """Settings per optimizer the recipe builds (by name); missing names get the defaults."""
+    lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
+    stages: list[StageConfig] = Field(default_factory=list)
+    """Named stages over consecutive step ranges; empty: the recipe's default stages."""
+    init_from: InitFromConfig | None = None
+    ema: EMAConfig = Field(default_factory=EMAConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    channels_last: bool = False
+    compile: Literal[False, True, "inductor", "aot_eager", "eager"] = False
+    """``torch.compile`` the models the recipe marks as compilable (true = inductor)."""
+    checkpoint_every: PositiveInt = 500
+    keep_checkpoints: PositiveInt = 3
+    log_every: PositiveInt = 10
+    image_every: PositiveInt = 250
+    nan_guard: NanGuardConfig = Field(default_factory=NanGuardConfig)
+    tensorboard: bool = True
+    mlflow: bool = False
+    time_limit_minutes: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_stages(self) -> TrainConfig:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"train.stages names must be unique, got {names}")
+        for s in self.stages[:-1]:
+            if s.steps is None:
+                raise ValueError(
+                    f"train.stages: stage {s.name!r} needs 'steps' (only the last stage may "
+                    "run until train.steps)"
+                )
+        return self
+
+
+class GenerateConfig(Section):
+    """Ensemble generation over whole domains (recipes add their own keys by subclassing)."""
+
+    members: PositiveInt = 16
+    seed: int = 0
+    batch_size: PositiveInt = 8
+    format: Literal["netcdf", "zarr"] = "netcdf"
+    use_ema: bool = True
+
+
+class RunConfig(Section):
+    """A complete run. ``recipe`` selects the schema: each recipe subclasses this with its
+    own ``data``, ``model``, ``train``, ``generate`` and ``evaluate`` sections.
+
+    Top-level keys starting with ``x-`` are ignored (a place for YAML anchors, as in
+    docker-compose): ``x-optim: &optim {lr: 2e-4}`` then ``train: {optimizers:
+    {generator: *optim}}``.
+    """
+
+    recipe: str
     name: str = "run"
     seed: int = 0
     device: str = "auto"
     run_root: str = "runs"
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    generate: GenerateConfig = Field(default_factory=GenerateConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @field_validator("device")
     @classmethod

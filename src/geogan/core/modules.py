@@ -70,10 +70,20 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
         raise CheckpointError(f"cannot rebuild model from spec {spec}: {exc}") from None
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel and ``torch.compile`` wrappers (any nesting)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if inner is None and isinstance(getattr(model, "module", None), nn.Module):
+            inner = model.module  # DistributedDataParallel / DataParallel
+        if inner is None:
+            return model
+        model = inner
+
+
 def model_spec(model: nn.Module) -> dict[str, Any]:
     """The spec of a registered model (unwrapping DDP / torch.compile wrappers)."""
-    inner = getattr(model, "module", model)
-    inner = getattr(inner, "_orig_mod", inner)
+    inner = unwrap(model)
     spec = getattr(inner, "model_spec", None)
     if spec is None:
         raise TypeError(f"{type(inner).__name__} is not a registered geogan model")

@@ -103,20 +103,37 @@ def read_zarr(path: Path) -> xr.Dataset:
 
 
 def read_grib(path: Path) -> xr.Dataset:
-    """A GRIB file through cfgrib (optional extra ``geogan[grib]``)."""
+    """A GRIB file through cfgrib (optional extra ``geogan[grib]``: cfgrib + eccodes), lazily.
+
+    No ``.idx`` index file is written beside the data (inputs may be read-only or shared),
+    and a corrupt or truncated message is an error, not a silently shorter Dataset
+    (cfgrib's default skips bad messages with a warning).
+    """
     try:
         import cfgrib  # noqa: F401
-    except ImportError:
+    except (ImportError, RuntimeError) as exc:
+        # RuntimeError: cfgrib is installed but cannot find the ecCodes library.
         raise DataError(
-            f"reading GRIB file {path} needs cfgrib: pip install 'geogan[grib]' (and the eccodes library), "
-            "or convert the file to NetCDF"
+            f"reading GRIB file {path} needs cfgrib: pip install 'geogan[grib]' (cfgrib and "
+            f"ecCodes; {_short(exc)}), or convert the file to NetCDF"
         ) from None
     try:
+        from gribapi.errors import GribInternalError  # eccodes' error base class
+    except ImportError:  # pragma: no cover - gribapi ships with eccodes
+        GribInternalError = RuntimeError  # noqa: N806
+    try:
         # indexpath="": never write .idx files beside (possibly read-only) data.
-        return xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""})
-    except _READ_ERRORS as exc:
+        # errors="raise": a truncated file must not open as fewer time steps.
+        return xr.open_dataset(
+            path, engine="cfgrib", backend_kwargs={"indexpath": "", "errors": "raise"}
+        )
+    except EOFError:  # cfgrib: "No valid message found"
         raise DataError(
-            f"{path} could not be read as GRIB ({_short(exc)}); the file may be corrupt"
+            f"{path} holds no GRIB message; check the path or that the file is GRIB"
+        ) from None
+    except (*_READ_ERRORS, GribInternalError) as exc:
+        raise DataError(
+            f"{path} could not be read as GRIB ({_short(exc)}); the file may be corrupt or truncated"
         ) from None
 
 

@@ -1,13 +1,17 @@
 """Verification of generated fields: streaming metrics, interpolation baselines, plots, HTML report.
 
 Importing this package registers the metrics in :data:`geogan.core.registry.METRICS`.
+Everything works on fields ``[T, *S]`` with 2D or 3D spatial axes ``S``.
 """
 
-from geogan.evaluation.baselines import BASELINES, coarse_valid_mask, interpolate
+from geogan.evaluation.baselines import BASELINES, METHODS, coarse_valid_mask, interpolate
+from geogan.evaluation.distributions import PixelWasserstein, Wasserstein
 from geogan.evaluation.evaluate import (
     CRPS_ESTIMATOR,
+    DEFAULT_METRICS,
     SCORING_RULE,
     Evaluator,
+    build_metrics,
     evaluate,
     evaluate_dataarrays,
     scoring_mask,
@@ -19,8 +23,10 @@ from geogan.evaluation.metrics import (
     EnsembleMeanErrors,
     PooledCRPS,
     RankHistogram,
+    Spectra,
     SpreadSkill,
     StreamingMetric,
+    power_spectra,
 )
 from geogan.evaluation.report import write_report
 
@@ -28,19 +34,26 @@ __all__ = [
     "BASELINES",
     "CRPS",
     "CRPS_ESTIMATOR",
+    "DEFAULT_METRICS",
     "FSS",
+    "METHODS",
     "RAPSD",
     "SCORING_RULE",
     "EnsembleMeanErrors",
     "Evaluator",
+    "PixelWasserstein",
     "PooledCRPS",
     "RankHistogram",
+    "Spectra",
     "SpreadSkill",
     "StreamingMetric",
+    "Wasserstein",
+    "build_metrics",
     "coarse_valid_mask",
     "evaluate",
     "evaluate_dataarrays",
     "interpolate",
+    "power_spectra",
     "scoring_mask",
     "write_report",
 ]

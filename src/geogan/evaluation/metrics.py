@@ -1,4 +1,4 @@
-"""Streaming verification metrics for downscaling ensembles.
+"""Streaming verification metrics for ensembles of gridded fields, in any spatial rank.
 
 Every metric is a class with ``update(truth, forecast, valid)`` (call it once
 per time step or chunk of time steps) and ``finalize() -> dict``; its state is
@@ -6,13 +6,20 @@ a handful of float64 sums, so a dataset never has to fit in memory, and
 ``merge(other)`` adds the sums of another instance (other ranks or workers).
 Each class is registered by name in :data:`geogan.core.registry.METRICS`.
 
-Inputs of ``update`` (numpy arrays, physical units, e.g. mm/h):
+Inputs of ``update`` (numpy arrays, physical units, e.g. mm/h), with ``S`` the
+spatial axes -- ``(H, W)`` in 2D, ``(D, H, W)`` in 3D; the number of them is the
+metric's ``dims`` argument (default 2):
 
-- ``truth``: ``[T, H, W]`` (or ``[H, W]``), may hold NaN outside ``valid``;
-- ``forecast``: ``[M, T, H, W]`` ensemble of M members, or ``[T, H, W]``
+- ``truth``: ``[T, *S]`` (or ``[*S]``), may hold NaN outside ``valid``;
+- ``forecast``: ``[M, T, *S]`` ensemble of M members, or ``[T, *S]``
   deterministic (treated as a 1-member ensemble);
-- ``valid``: ``[T, H, W]`` bool scoring mask (default: finite truth). Metrics
+- ``valid``: ``[T, *S]`` bool scoring mask (default: finite truth). Metrics
   only look at these pixels; the forecast must be finite on them.
+
+Pixelwise metrics (CRPS, rank histogram, spread-skill, ensemble-mean errors) do
+not care about the rank; the spatial ones treat every spatial axis alike: pooling
+windows and FSS neighbourhoods are ``k x k (x k)`` boxes, spectra are averaged over
+circular (2D) or spherical (3D) shells of wavenumber.
 
 Scalars in the ``finalize`` dict go into the report table; lists and nested
 dicts are curves for plots (rank histograms, spectra, FSS per scale).
@@ -21,7 +28,8 @@ dicts are curves for plots (rank histograms, spectra, FSS per scale).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -36,40 +44,62 @@ __all__ = [
     "EnsembleMeanErrors",
     "PooledCRPS",
     "RankHistogram",
+    "Spectra",
     "SpreadSkill",
     "StreamingMetric",
     "crps_ensemble",
     "detect_precision",
     "log_spectral_distance",
+    "neighbourhood_fractions",
+    "power_spectra",
     "prepare",
+    "radial_wavenumbers",
     "rapsd",
+    "spatial_names",
 ]
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def prepare(
-    truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check shapes and return ``(truth [T,H,W], forecast [M,T,H,W], valid [T,H,W] bool)``.
+def spatial_names(dims: int) -> str:
+    """The spatial axes of rank ``dims`` as written in shapes: ``"H, W"``, ``"D, H, W"``, ..."""
+    check_dims(dims)
+    return {1: "W", 2: "H, W", 3: "D, H, W"}.get(dims, ", ".join(f"S{i}" for i in range(dims)))
 
-    Raises :class:`DataError` on mismatched shapes, on a ``valid`` pixel whose
-    truth is not finite, or on a forecast that is not finite on a valid pixel.
+
+def check_dims(dims: int) -> int:
+    """``dims`` (the number of spatial axes) as an int >= 1, or a ConfigError."""
+    if isinstance(dims, bool) or int(dims) != dims or dims < 1:
+        raise ConfigError(f"dims (number of spatial axes) must be a positive integer, got {dims!r}")
+    return int(dims)
+
+
+def prepare(
+    truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray | None = None, *, dims: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check shapes and return ``(truth [T, *S], forecast [M, T, *S], valid [T, *S] bool)``.
+
+    ``dims`` is the number of spatial axes ``S``; ``truth [*S]`` (one time step) is
+    accepted too. Raises :class:`DataError` on mismatched shapes, on a ``valid``
+    pixel whose truth is not finite, or on a forecast that is not finite on a valid pixel.
     """
+    dims = check_dims(dims)
+    names = spatial_names(dims)
     truth = np.asarray(truth)
     forecast = np.asarray(forecast)
-    if truth.ndim == 2:
+    if truth.ndim == dims:
         truth = truth[None]
-        forecast = forecast[..., None, :, :] if forecast.ndim in (2, 3) else forecast
+        if forecast.ndim in (dims, dims + 1):
+            forecast = np.expand_dims(forecast, -dims - 1)
         valid = None if valid is None else np.asarray(valid)[None]
-    if truth.ndim != 3:
-        raise DataError(f"truth must be [T, H, W] or [H, W], got shape {truth.shape}")
-    if forecast.ndim == 3:
+    if truth.ndim != dims + 1:
+        raise DataError(f"truth must be [T, {names}] or [{names}], got shape {truth.shape}")
+    if forecast.ndim == dims + 1:
         forecast = forecast[None]
-    if forecast.ndim != 4 or forecast.shape[1:] != truth.shape:
+    if forecast.ndim != dims + 2 or forecast.shape[1:] != truth.shape:
         raise DataError(
-            f"forecast must be [M, T, H, W] or [T, H, W] matching truth {truth.shape}, "
+            f"forecast must be [M, T, {names}] or [T, {names}] matching truth {truth.shape}, "
             f"got shape {forecast.shape}"
         )
     if valid is None:
@@ -135,13 +165,28 @@ def crps_ensemble(
 
 
 class StreamingMetric:
-    """Base class: float64 sums in ``self.state``; ``merge`` adds them elementwise."""
+    """Base class: float64 sums in ``self.state``; ``merge`` adds them elementwise.
+
+    ``dims``: the number of spatial axes of the fields (2: ``[T, H, W]``, 3: ``[T, D, H, W]``).
+    """
 
     name: ClassVar[str] = ""
     #: needs at least 2 members (rank histogram, spread-skill)
     needs_ensemble: ClassVar[bool] = False
+    #: ``update``'s first argument is an ensemble of reference members ``[R, T, *S]``
+    #: instead of one truth ``[T, *S]`` (ensemble-versus-ensemble metrics)
+    reference_ensemble: ClassVar[bool] = False
+    #: constructor argument -> field of :class:`~geogan.config.schema.EvaluateConfig`
+    #: that the :class:`~geogan.evaluation.evaluate.Evaluator` fills it from
+    config_fields: ClassVar[Mapping[str, str]] = {}
+    #: ``finalize`` key -> key in the result's ``"truth"`` section (curves of the truth
+    #: alone, the same for every method, e.g. its spectrum)
+    truth_curves: ClassVar[Mapping[str, str]] = {}
+    #: the ``precision`` argument was "auto": the Evaluator sets it from the first chunk
+    auto_precision: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, *, dims: int = 2) -> None:
+        self.dims = check_dims(dims)
         self.state: dict[str, np.ndarray] = {}
         self.members: int | None = None
 
@@ -167,8 +212,8 @@ class StreamingMetric:
     def update(
         self, truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray | None = None
     ) -> None:
-        """Add one chunk: truth ``[T,H,W]``, forecast ``[M,T,H,W]`` or ``[T,H,W]``, valid ``[T,H,W]``."""
-        truth, forecast, valid = prepare(truth, forecast, valid)
+        """Add one chunk: truth ``[T, *S]``, forecast ``[M, T, *S]`` or ``[T, *S]``, valid ``[T, *S]``."""
+        truth, forecast, valid = prepare(truth, forecast, valid, dims=self.dims)
         self._check_members(forecast.shape[0])
         self._update(truth, forecast, valid)
 
@@ -179,6 +224,10 @@ class StreamingMetric:
         """Add the sums of ``other`` (same class and settings, e.g. from another rank)."""
         if type(other) is not type(self):
             raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        if other.dims != self.dims:
+            raise ConfigError(
+                f"cannot merge {self.name!r} over {other.dims} spatial axes into one over {self.dims}"
+            )
         if other.members is not None:
             self._check_members(other.members)
         for key, value in other.state.items():
@@ -195,29 +244,47 @@ class StreamingMetric:
         return self.state[key]
 
 
-def _summed_area(x: np.ndarray) -> np.ndarray:
-    """Summed-area table ``[..., H + 1, W + 1]`` (float64, zero first row and column) of ``x [..., H, W]``."""
-    h, w = x.shape[-2:]
-    table = np.zeros((*x.shape[:-2], h + 1, w + 1), dtype=np.float64)
-    table[..., 1:, 1:] = np.cumsum(np.cumsum(x, axis=-2, dtype=np.float64), axis=-1)
+def _summed_area(x: np.ndarray, dims: int = 2) -> np.ndarray:
+    """Summed-area table ``[..., S0 + 1, ..., Sn + 1]`` (float64, zero first slice along each
+    spatial axis) of ``x [..., *S]``: cumulative sums along each of the last ``dims`` axes."""
+    spatial = x.shape[x.ndim - dims :]
+    table = np.zeros((*x.shape[: x.ndim - dims], *(n + 1 for n in spatial)), dtype=np.float64)
+    total = x
+    for axis in range(-dims, 0):
+        total = np.cumsum(total, axis=axis, dtype=np.float64)
+    table[(Ellipsis, *[slice(1, None)] * dims)] = total
     return table
 
 
-def _rect_sums(
-    table: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray
-) -> np.ndarray:
-    """Sums over rectangles ``[r0, r1) x [c0, c1)`` (outer product of row and column ranges)."""
-    r0, r1 = r0[:, None], r1[:, None]
-    c0, c1 = c0[None, :], c1[None, :]
-    return table[..., r1, c1] - table[..., r0, c1] - table[..., r1, c0] + table[..., r0, c0]
+def _box_sums(table: np.ndarray, lo: Sequence[np.ndarray], hi: Sequence[np.ndarray]) -> np.ndarray:
+    """Sums over the boxes ``[lo[0], hi[0]) x [lo[1], hi[1]) x ...`` (outer product of the
+    per-axis ranges) from a summed-area table: inclusion-exclusion over the ``2^dims`` corners.
+
+    The corners are visited from all-``hi`` down (in 2D: ``t[r1, c1] - t[r0, c1] - t[r1, c0]
+    + t[r0, c0]``, left to right), so 2D sums keep their historical rounding.
+    """
+    dims = len(lo)
+
+    def along(axis: int, index: np.ndarray) -> np.ndarray:
+        return index.reshape([-1 if a == axis else 1 for a in range(dims)])
+
+    out = None
+    for corner in range(2**dims - 1, -1, -1):
+        upper = [(corner >> a) & 1 for a in range(dims)]
+        term = table[(Ellipsis, *(along(a, hi[a] if upper[a] else lo[a]) for a in range(dims)))]
+        if out is None:
+            out = term
+        elif (dims - sum(upper)) % 2:
+            out = out - term
+        else:
+            out = out + term
+    return out
 
 
-def _window_sums(x: np.ndarray, k: int, stride: int) -> np.ndarray:
-    """Sums of ``x [..., H, W]`` over ``k x k`` windows at ``stride`` (no padding)."""
-    h, w = x.shape[-2:]
-    r0 = np.arange(0, h - k + 1, stride)
-    c0 = np.arange(0, w - k + 1, stride)
-    return _rect_sums(_summed_area(x), r0, r0 + k, c0, c0 + k)
+def _window_sums(x: np.ndarray, k: int, stride: int, dims: int = 2) -> np.ndarray:
+    """Sums of ``x [..., *S]`` over ``k x ... x k`` windows at ``stride`` (no padding)."""
+    lo = [np.arange(0, n - k + 1, stride) for n in x.shape[x.ndim - dims :]]
+    return _box_sums(_summed_area(x, dims), lo, [s + k for s in lo])
 
 
 def _safe_div(num: float, den: float) -> float:
@@ -259,8 +326,9 @@ class CRPS(StreamingMetric):
 class PooledCRPS(StreamingMetric):
     """CRPS of spatially average-pooled fields.
 
-    Truth and every member are averaged over ``k x k`` windows moved by
-    ``stride`` (no padding; ``(k, stride)`` pairs from ``EvaluateConfig.pool_windows``),
+    Truth and every member are averaged over ``k x k`` windows (``k x k x k`` in 3D:
+    the same extent along every spatial axis) moved by ``stride`` along each axis
+    (no padding; ``(k, stride)`` pairs from ``EvaluateConfig.pool_windows``),
     then the ensemble CRPS is computed on the pooled values. A window is scored
     only if at least ``min_valid_fraction`` of its pixels are valid (default
     1.0: only fully valid windows, so no pooled value mixes in unobserved
@@ -270,14 +338,16 @@ class PooledCRPS(StreamingMetric):
     """
 
     name = "pooled_crps"
+    config_fields = {"windows": "pool_windows"}
 
     def __init__(
         self,
         *,
         windows: Sequence[tuple[int, int]] = ((4, 2), (16, 4)),
         min_valid_fraction: float = 1.0,
+        dims: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(dims=dims)
         self.windows = [(int(k), int(s)) for k, s in windows]
         if not 0 < min_valid_fraction <= 1:
             raise ConfigError(f"min_valid_fraction must be in (0, 1], got {min_valid_fraction}")
@@ -285,27 +355,28 @@ class PooledCRPS(StreamingMetric):
 
     @staticmethod
     def pool(
-        x: np.ndarray, valid: np.ndarray, k: int, stride: int
+        x: np.ndarray, valid: np.ndarray, k: int, stride: int, dims: int = 2
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Masked window means of ``x [..., H, W]`` over ``k x k`` windows every ``stride`` pixels.
+        """Masked window means of ``x [..., *S]`` over ``k^dims`` windows every ``stride`` pixels.
 
-        Returns ``(means [..., h', w'], valid fraction [..., h', w'])`` with
-        ``h' = (H - k) // stride + 1``; a window without valid pixels has mean NaN.
+        Returns ``(means [..., *S'], valid fraction [..., *S'])`` with
+        ``S'_i = (S_i - k) // stride + 1``; a window without valid pixels has mean NaN.
         """
-        count = _window_sums(np.asarray(valid, dtype=np.float64), k, stride)
-        total = _window_sums(np.where(valid, x, 0.0), k, stride)
+        count = _window_sums(np.asarray(valid, dtype=np.float64), k, stride, dims)
+        total = _window_sums(np.where(valid, x, 0.0), k, stride, dims)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return total / count, count / (k * k)
+            return total / count, count / (k**dims)
 
     def _update(self, truth, forecast, valid):
-        h, w = truth.shape[-2:]
+        spatial = truth.shape[1:]
         for k, s in self.windows:
-            if k > h or k > w:
+            if k > min(spatial):
                 raise ConfigError(
-                    f"pool window {k} is larger than the field ({h} x {w}); remove it from pool_windows"
+                    f"pool window {k} is larger than the field ({' x '.join(map(str, spatial))}); "
+                    "remove it from pool_windows"
                 )
-            pooled_truth, frac = self.pool(truth, valid, k, s)
-            pooled_fc, _ = self.pool(forecast, valid, k, s)
+            pooled_truth, frac = self.pool(truth, valid, k, s, self.dims)
+            pooled_fc, _ = self.pool(forecast, valid, k, s, self.dims)
             keep = frac >= self.min_valid_fraction - 1e-9
             tag = f"pool{k}s{s}"
             self._add(f"n_{tag}", keep.sum())
@@ -380,8 +451,8 @@ class RankHistogram(StreamingMetric):
     (members equal to the truth, e.g. zero rain) are broken by assigning a rank
     uniformly at random among the ``n_equal + 1`` tied positions
     (``ties="random"``, Hamill 2001). The random draw is a hash of
-    ``(seed, global time index, row, column)``, so the result does not depend on
-    how the data are chunked. ``ties="split"`` instead spreads weight
+    ``(seed, global time index, pixel)`` (the pixel's flat index in ``S``: row and
+    column in 2D), so the result does not depend on how the data are chunked. ``ties="split"`` instead spreads weight
     ``1 / (n_equal + 1)`` over the tied ranks (the expectation of the random
     rule; what ``scores.probability.rank_histogram`` does).
 
@@ -409,6 +480,7 @@ class RankHistogram(StreamingMetric):
 
     name = "rank_histogram"
     needs_ensemble = True
+    config_fields = {"precision": "rank_precision"}
 
     def __init__(
         self,
@@ -417,8 +489,9 @@ class RankHistogram(StreamingMetric):
         dry_threshold: float = 0.0,
         seed: int = 0,
         precision: float | None = None,
+        dims: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(dims=dims)
         if ties not in ("random", "split"):
             raise ConfigError(f"ties must be 'random' or 'split', got {ties!r}")
         if precision is not None and not (np.isfinite(precision) and precision > 0):
@@ -429,14 +502,16 @@ class RankHistogram(StreamingMetric):
         self.precision = None if precision is None else float(precision)
         self._t = 0  # global time index of the next update, for chunk-independent tie breaking
 
-    def _uniform(self, shape: tuple[int, int, int]) -> np.ndarray:
-        t, h, w = shape
-        tt = np.arange(self._t, self._t + t, dtype=np.uint64)[:, None, None]
-        yy = np.arange(h, dtype=np.uint64)[None, :, None]
-        xx = np.arange(w, dtype=np.uint64)[None, None, :]
+    def _uniform(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniform [0, 1) per (time, pixel) of ``shape = (T, *S)``, keyed by global time and pixel."""
+        t, spatial = shape[0], shape[1:]
+        n = math.prod(spatial)
+        tt = np.arange(self._t, self._t + t, dtype=np.uint64).reshape(-1, *[1] * len(spatial))
+        pixel = np.arange(n, dtype=np.uint64).reshape(spatial)
         with np.errstate(over="ignore"):
+            # (t * N + pixel) mod 2^64; in 2D the same key as (t * H + row) * W + column
             key = _splitmix64(np.uint64(self.seed & 0xFFFFFFFFFFFFFFFF)) ^ (
-                (tt * np.uint64(h) + yy) * np.uint64(w) + xx
+                tt * np.uint64(n) + pixel
             )
         return (_splitmix64(key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
@@ -575,58 +650,122 @@ class EnsembleMeanErrors(StreamingMetric):
 # --------------------------------------------------------------------------- RAPSD
 
 
-def _radial_bins(h: int, w: int) -> tuple[np.ndarray, int]:
-    """Integer radial wavenumber of every 2-D FFT bin ``[H, W]`` and the number of bins kept.
+def radial_wavenumbers(shape: Sequence[int]) -> tuple[np.ndarray, int]:
+    """Integer radial wavenumber of every FFT bin ``[*S]`` of a field of shape ``S``, and the
+    number of wavenumbers kept.
 
-    The wavenumber is ``L * sqrt(fy^2 + fx^2)`` with ``f`` in cycles per pixel
-    (``numpy.fft.fftfreq``) and ``L = max(H, W)``: cycles per domain length on
-    square fields (pysteps' convention), rounded to the nearest integer. Bins
-    ``0 .. L // 2`` are kept (up to the Nyquist wavenumber); the corners beyond
-    it are dropped.
+    The wavenumber is ``L * |f|`` with ``f`` the frequency vector in cycles per pixel
+    (``numpy.fft.fftfreq`` along each axis) and ``L = max(S)``: cycles per domain length on
+    square (cubic) fields, pysteps' convention, rounded to the nearest integer. Bins
+    ``0 .. L // 2`` are kept (up to the Nyquist wavenumber); the corners beyond it are
+    dropped. In 2D the bins of one wavenumber form a ring of the FFT plane, in 3D a
+    spherical shell of the FFT cube.
     """
-    length = max(h, w)
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.fftfreq(w)[None, :]
-    k = np.rint(length * np.sqrt(fy**2 + fx**2)).astype(np.int64)
+    shape = tuple(int(n) for n in shape)
+    length = max(shape)
+    squared = sum(
+        np.fft.fftfreq(n).reshape([-1 if a == i else 1 for a in range(len(shape))]) ** 2
+        for i, n in enumerate(shape)
+    )
+    k = np.rint(length * np.sqrt(squared)).astype(np.int64)
     return k, length // 2 + 1
 
 
-def rapsd(fields: np.ndarray, valid: np.ndarray | None = None, *, fill: str = "mean") -> np.ndarray:
+def rapsd(
+    fields: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    fill: str = "mean",
+    dims: int = 2,
+) -> np.ndarray:
     """Radially averaged power spectral density, averaged over fields.
 
-    ``fields [..., H, W]`` (any leading axes are fields to average over);
-    ``valid`` (broadcastable to ``fields``) marks pixels to keep: the others are
-    replaced by the field's mean over valid pixels (``fill="mean"``) or by 0
-    (``fill="zero"``) before the FFT. Power is ``|FFT|^2 / (H W)`` (so white
-    noise of variance s^2 has a flat spectrum equal to s^2), averaged over the
-    FFT bins of each integer radial wavenumber ``k = 0 .. max(H, W) // 2`` (see
-    :func:`_radial_bins`). Returns ``[max(H, W) // 2 + 1]`` in units^2.
+    ``fields [..., *S]`` with ``dims`` spatial axes (any leading axes are fields to
+    average over); ``valid`` (broadcastable to ``fields``) marks pixels to keep: the
+    others are replaced by the field's mean over valid pixels (``fill="mean"``) or by 0
+    (``fill="zero"``) before the FFT. Power is ``|FFT|^2 / N`` with ``N = prod(S)`` the
+    number of pixels of a field (so white noise of variance s^2 has a flat spectrum
+    equal to s^2, in every rank), averaged -- not summed -- over the FFT bins of each
+    integer radial wavenumber ``k = 0 .. max(S) // 2`` (rings in 2D, spherical shells in
+    3D; see :func:`radial_wavenumbers`). Returns ``[max(S) // 2 + 1]`` in units^2.
     """
+    dims = check_dims(dims)
     fields = np.asarray(fields, dtype=np.float64)
-    h, w = fields.shape[-2:]
-    flat = fields.reshape(-1, h, w)
+    if fields.ndim < dims:
+        raise DataError(f"fields must be [..., {spatial_names(dims)}], got shape {fields.shape}")
+    spatial = fields.shape[fields.ndim - dims :]
+    axes = tuple(range(-dims, 0))
+    flat = fields.reshape(-1, *spatial)
     if valid is not None:
-        v = np.broadcast_to(np.asarray(valid, dtype=bool), fields.shape).reshape(-1, h, w)
+        v = np.broadcast_to(np.asarray(valid, dtype=bool), fields.shape).reshape(-1, *spatial)
         if fill == "mean":
-            count = v.sum(axis=(-2, -1), keepdims=True)
-            mean = np.where(v, flat, 0.0).sum(axis=(-2, -1), keepdims=True) / np.maximum(count, 1)
+            count = v.sum(axis=axes, keepdims=True)
+            mean = np.where(v, flat, 0.0).sum(axis=axes, keepdims=True) / np.maximum(count, 1)
             flat = np.where(v, flat, mean)
         elif fill == "zero":
             flat = np.where(v, flat, 0.0)
         else:
             raise ConfigError(f"fill must be 'mean' or 'zero', got {fill!r}")
-    power = (np.abs(np.fft.fft2(flat)) ** 2).sum(axis=0) / (h * w * flat.shape[0])
-    k, nbins = _radial_bins(h, w)
+    power = (np.abs(np.fft.fftn(flat, axes=axes)) ** 2).sum(axis=0) / (
+        math.prod(spatial) * flat.shape[0]
+    )
+    k, nbins = radial_wavenumbers(spatial)
     keep = k < nbins
     total = np.bincount(k[keep], weights=power[keep], minlength=nbins)
     count = np.bincount(k[keep], minlength=nbins)
     return total / np.maximum(count, 1)
 
 
+@dataclass(frozen=True)
+class Spectra:
+    """Radially averaged power spectra of truth and forecast and their ratio.
+
+    ``k``: integer wavenumbers (cycles per domain length, ``[K]``); ``truth``,
+    ``forecast``: power ``[K]`` in units^2 (see :func:`rapsd`); ``ratio``:
+    ``forecast / truth`` ``[K]`` (dimensionless; NaN where the truth has no power).
+    A ratio below 1 at high ``k`` is a forecast smoother than the truth.
+    """
+
+    k: np.ndarray
+    truth: np.ndarray
+    forecast: np.ndarray
+    ratio: np.ndarray
+
+    @classmethod
+    def from_power(cls, p_truth: np.ndarray, p_forecast: np.ndarray) -> Spectra:
+        p_truth = np.asarray(p_truth, dtype=np.float64)
+        p_forecast = np.asarray(p_forecast, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(p_truth > 0, p_forecast / p_truth, np.nan)
+        return cls(np.arange(p_truth.size), p_truth, p_forecast, ratio)
+
+
+def power_spectra(
+    truth: np.ndarray,
+    forecast: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    dims: int = 2,
+    fill: Literal["mean", "zero"] = "mean",
+) -> Spectra:
+    """Spectra of truth ``[T, *S]`` and forecast ``[M, T, *S]`` / ``[T, *S]`` and their ratio.
+
+    The truth spectrum averages the T truth fields, the forecast spectrum all M x T
+    member fields; unscored pixels (``valid [T, *S]``, default finite truth) are filled
+    the same way in both (see :func:`rapsd`). For data larger than memory, stream them
+    through :class:`RAPSD` and call its :meth:`RAPSD.spectra`.
+    """
+    metric = RAPSD(fill=fill, dims=dims)
+    metric.update(truth, forecast, valid)
+    return metric.spectra()
+
+
 def log_spectral_distance(p_model: np.ndarray, p_truth: np.ndarray, k_min: int = 1) -> float:
     """LSD in dB: ``sqrt(mean_k (10 log10(P_model(k) / P_truth(k)))^2)`` over ``k >= k_min``.
 
-    Bins where either power is 0 (e.g. empty fields) are skipped.
+    ``p_model``, ``p_truth``: radial spectra ``[K]`` (:func:`rapsd`, any spatial rank:
+    the spectra are 1-D in ``k`` whatever the rank of the fields). Bins where either
+    power is 0 (e.g. empty fields) are skipped.
     """
     p_model = np.asarray(p_model, dtype=np.float64)[k_min:]
     p_truth = np.asarray(p_truth, dtype=np.float64)[k_min:]
@@ -641,7 +780,7 @@ def log_spectral_distance(p_model: np.ndarray, p_truth: np.ndarray, k_min: int =
 class RAPSD(StreamingMetric):
     """RAPSD of forecast and truth fields, averaged over times (and members), and their LSD.
 
-    Each ``[H, W]`` field has its invalid pixels filled (``fill="mean"``: the
+    Each ``[*S]`` field (2D or 3D: rings or spherical shells, see :func:`rapsd`) has its invalid pixels filled (``fill="mean"``: the
     field's mean over valid pixels, ``"zero"``: 0; the same mask for truth and
     forecasts, so the mask's imprint on the spectrum is shared) and its spectrum
     computed by :func:`rapsd`. The forecast spectrum averages all M x T member
@@ -649,57 +788,68 @@ class RAPSD(StreamingMetric):
 
     Returns ``lsd_db`` (log-spectral distance, dB, over ``k >= 1``; see
     :func:`log_spectral_distance`) and curves ``rapsd_k`` (wavenumber,
-    cycles per domain), ``rapsd`` and ``rapsd_truth`` (units^2).
+    cycles per domain), ``rapsd`` and ``rapsd_truth`` (units^2) and ``rapsd_ratio``
+    (``rapsd / rapsd_truth``, NaN where the truth has no power).
     """
 
     name = "rapsd"
+    truth_curves = {"rapsd_k": "rapsd_k", "rapsd_truth": "rapsd"}
 
-    def __init__(self, *, fill: Literal["mean", "zero"] = "mean") -> None:
-        super().__init__()
+    def __init__(self, *, fill: Literal["mean", "zero"] = "mean", dims: int = 2) -> None:
+        super().__init__(dims=dims)
         if fill not in ("mean", "zero"):
             raise ConfigError(f"fill must be 'mean' or 'zero', got {fill!r}")
         self.fill = fill
 
     def _update(self, truth, forecast, valid):
         m, t = forecast.shape[:2]
-        self._add("forecast", rapsd(forecast, valid[None], fill=self.fill) * (m * t))
+        fc = rapsd(forecast, valid[None], fill=self.fill, dims=self.dims)
+        self._add("forecast", fc * (m * t))
         self._add("n_forecast", m * t)
-        self._add("truth", rapsd(truth, valid, fill=self.fill) * t)
+        self._add("truth", rapsd(truth, valid, fill=self.fill, dims=self.dims) * t)
         self._add("n_truth", t)
 
-    def finalize(self):
+    def spectra(self) -> Spectra:
+        """The spectra of everything seen so far, with ``forecast / truth`` (see :class:`Spectra`)."""
         p_fc = self._get("forecast") / self.state["n_forecast"]
-        p_truth = self.state["truth"] / self.state["n_truth"]
+        return Spectra.from_power(self.state["truth"] / self.state["n_truth"], p_fc)
+
+    def finalize(self):
+        sp = self.spectra()
         return {
-            "lsd_db": log_spectral_distance(p_fc, p_truth),
-            "rapsd_k": np.arange(p_fc.size).tolist(),
-            "rapsd": p_fc.tolist(),
-            "rapsd_truth": p_truth.tolist(),
+            "lsd_db": log_spectral_distance(sp.forecast, sp.truth),
+            "rapsd_k": sp.k.tolist(),
+            "rapsd": sp.forecast.tolist(),
+            "rapsd_truth": sp.truth.tolist(),
+            "rapsd_ratio": sp.ratio.tolist(),
         }
 
 
 # --------------------------------------------------------------------------- FSS
 
 
-def _box_sum(x: np.ndarray, n: int) -> np.ndarray:
-    """Sum of ``x [..., H, W]`` over the ``n x n`` window of each pixel, truncated at the edges.
+def _box_sum(x: np.ndarray, n: int, dims: int = 2) -> np.ndarray:
+    """Sum of ``x [..., *S]`` over the ``n^dims`` window of each pixel, truncated at the edges.
 
     The window of pixel ``i`` covers ``[i - n // 2, i - n // 2 + n)`` on each axis
     (centred for odd ``n``; one pixel more before than after for even ``n``);
-    outside the field counts as 0. Summed-area table in float64.
+    outside the field counts as 0. Summed-area table (cumulative sums along every
+    spatial axis) in float64.
     """
-    h, w = x.shape[-2:]
-    r0 = np.clip(np.arange(h) - n // 2, 0, h)
-    c0 = np.clip(np.arange(w) - n // 2, 0, w)
-    r1 = np.clip(np.arange(h) - n // 2 + n, 0, h)
-    c1 = np.clip(np.arange(w) - n // 2 + n, 0, w)
-    return _rect_sums(_summed_area(x), r0, r1, c0, c1)
+    spatial = x.shape[x.ndim - dims :]
+    lo = [np.clip(np.arange(s) - n // 2, 0, s) for s in spatial]
+    hi = [np.clip(np.arange(s) - n // 2 + n, 0, s) for s in spatial]
+    return _box_sums(_summed_area(x, dims), lo, hi)
 
 
 def neighbourhood_fractions(
-    binary: np.ndarray, valid: np.ndarray, n: int, valid_count: np.ndarray | None = None
+    binary: np.ndarray,
+    valid: np.ndarray,
+    n: int,
+    valid_count: np.ndarray | None = None,
+    dims: int = 2,
 ) -> np.ndarray:
-    """Fraction of valid pixels in each ``n x n`` window where ``binary [..., H, W]`` holds.
+    """Fraction of valid pixels in each ``n^dims`` window where ``binary [..., *S]`` holds.
 
     ``binary`` may be fractional (an ensemble exceedance probability). Only
     valid pixels count, in the numerator and the denominator, so missing data
@@ -707,8 +857,8 @@ def neighbourhood_fractions(
     Pixels whose window has no valid pixel get 0. ``valid_count``: the
     precomputed ``_box_sum(valid, n)`` (shared by every threshold).
     """
-    num = _box_sum(np.where(valid, binary, 0.0), n)
-    den = _box_sum(valid.astype(np.float64), n) if valid_count is None else valid_count
+    num = _box_sum(np.where(valid, binary, 0.0), n, dims)
+    den = _box_sum(valid.astype(np.float64), n, dims) if valid_count is None else valid_count
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
@@ -719,7 +869,7 @@ class FSS(StreamingMetric):
     Per time step: observed event field ``O = truth > thr``; forecast
     probability ``F`` = fraction of members ``> thr`` (0 or 1 for a deterministic
     forecast). Neighbourhood fractions ``Po``, ``Pf`` are the means of ``O``,
-    ``F`` over the valid pixels of the ``n x n`` window around each pixel (see
+    ``F`` over the valid pixels of the ``n x n`` (3D: ``n x n x n``) window around each pixel (see
     :func:`neighbourhood_fractions`). Summed over valid pixels and all times:
     ``FSS = 1 - sum (Pf - Po)^2 / (sum Pf^2 + sum Po^2)`` (NaN when neither
     has an event). Also ``fss_useful`` = ``0.5 + f0 / 2`` per threshold, with
@@ -731,14 +881,16 @@ class FSS(StreamingMetric):
     """
 
     name = "fss"
+    config_fields = {"thresholds": "thresholds", "scales": "fss_scales"}
 
     def __init__(
         self,
         *,
         thresholds: Sequence[float] = (0.1, 1.0, 5.0),
         scales: Sequence[int] = (1, 4, 16, 32),
+        dims: int = 2,
     ) -> None:
-        super().__init__()
+        super().__init__(dims=dims)
         self.thresholds = [float(t) for t in thresholds]
         self.scales = [int(s) for s in scales]
         if any(s < 1 for s in self.scales):
@@ -748,14 +900,14 @@ class FSS(StreamingMetric):
         shape = (len(self.thresholds), len(self.scales))
         diff, f2, o2 = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         events = np.zeros(len(self.thresholds))
-        counts = {n: _box_sum(valid.astype(np.float64), n) for n in self.scales}
+        counts = {n: _box_sum(valid.astype(np.float64), n, self.dims) for n in self.scales}
         for i, thr in enumerate(self.thresholds):
             obs = (np.where(valid, truth, -np.inf) > thr).astype(np.float64)
             prob = (np.where(valid[None], forecast, -np.inf) > thr).mean(axis=0, dtype=np.float64)
             events[i] = obs.sum()
             for j, n in enumerate(self.scales):
-                po = neighbourhood_fractions(obs, valid, n, counts[n])[valid]
-                pf = neighbourhood_fractions(prob, valid, n, counts[n])[valid]
+                po = neighbourhood_fractions(obs, valid, n, counts[n], self.dims)[valid]
+                pf = neighbourhood_fractions(prob, valid, n, counts[n], self.dims)[valid]
                 diff[i, j] = ((pf - po) ** 2).sum()
                 f2[i, j] = (pf**2).sum()
                 o2[i, j] = (po**2).sum()

@@ -1,7 +1,8 @@
 """Verification figures (matplotlib, Agg backend); each function writes one PNG atomically.
 
 Every function takes the output path first and returns it as a :class:`Path`.
-Curves come from :func:`geogan.evaluation.evaluate.evaluate` results.
+Curves come from :func:`geogan.evaluation.evaluate.evaluate` results, whatever the
+spatial rank of the fields; maps show 2D fields (of 3D fields, the middle level).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "plot_rapsd",
     "plot_sample_maps",
     "plot_scores",
+    "plot_spectrum_ratio",
 ]
 
 _NAN_GREY = "#bdbdbd"
@@ -237,6 +239,34 @@ def plot_rapsd(
     return _save(fig, path)
 
 
+def plot_spectrum_ratio(
+    path: str | os.PathLike,
+    k: Sequence[float],
+    ratios: Mapping[str, Sequence[float | None]],
+    *,
+    title: str = "",
+) -> Path:
+    """``P_method(k) / P_truth(k)`` against radial wavenumber ``k >= 1`` (log-log), ideal 1 dashed.
+
+    ``ratios``: name -> ``[K]`` ratios (the ``rapsd_ratio`` curves; None/NaN are gaps).
+    Below 1 at high ``k``: smoother than the truth; above: noisier.
+    """
+    k_arr = np.asarray(k, dtype=np.float64)
+    sel = k_arr >= 1
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), layout="constrained")
+    for name, ratio in ratios.items():
+        r = np.array([np.nan if v is None else v for v in ratio], dtype=np.float64)
+        ax.loglog(k_arr[sel], np.where(r[sel] > 0, r[sel], np.nan), label=name)
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.set_xlabel("wavenumber (cycles per domain)")
+    ax.set_ylabel("power ratio method / truth")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
 def plot_fss(
     path: str | os.PathLike, fss: Mapping[str, Mapping[str, Any]], *, title: str = ""
 ) -> Path:
@@ -304,6 +334,25 @@ def plot_scores(
     return _save(fig, path)
 
 
+def _middle_level(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """The 2D maps of a 3D sample (``truth [D, H, W]``): its middle level, and the coarse
+    level that covers it (``coarse [d, h, w]``, ``D = f d``)."""
+    depth = np.shape(sample["truth"])[0]
+    z = depth // 2
+    out: dict[str, Any] = {}
+    for key, value in sample.items():
+        if key == "coarse":
+            d = np.shape(value)[0]
+            out[key] = np.asarray(value)[z * d // depth]
+        elif key == "members":
+            out[key] = np.asarray(value)[..., z, :, :]
+        elif key == "baselines":
+            out[key] = {name: np.asarray(v)[z] for name, v in value.items()}
+        else:
+            out[key] = np.asarray(value)[z]
+    return out
+
+
 def _num(value: Any) -> float:
     try:
         return float(value)
@@ -317,15 +366,20 @@ def make_figures(
     *,
     sample: Mapping[str, np.ndarray] | None = None,
     units: str = "",
+    spectrum_ratio: bool = False,
 ) -> dict[str, Path]:
     """All figures of an :func:`~geogan.evaluation.evaluate.evaluate` result in ``out_dir``.
 
     ``sample``: optional ``{"coarse": [h, w], "truth": [H, W], "members": [M, H, W],
-    "valid": [H, W], "baselines": {name: [H, W]}}`` for the maps figure. Returns name -> PNG path.
+    "valid": [H, W], "baselines": {name: [H, W]}}`` for the maps figure (3D fields
+    ``[D, H, W]`` are shown at their middle level). ``spectrum_ratio``: also plot
+    ``rapsd_ratio`` (``"spectrum_ratio"``). Returns name -> PNG path.
     """
     out_dir = Path(out_dir)
     figures: dict[str, Path] = {}
     curves = result["curves"]
+    if sample is not None and np.ndim(sample["truth"]) == 3:
+        sample = _middle_level(sample)
     if sample is not None:
         figures["sample_maps"] = plot_sample_maps(
             out_dir / "sample_maps.png",
@@ -376,6 +430,11 @@ def make_figures(
             result["truth"]["rapsd"],
             spectra,
             units=units,
+        )
+    ratios = {n: c["rapsd_ratio"] for n, c in curves.items() if "rapsd_ratio" in c}
+    if spectrum_ratio and ratios and result.get("truth", {}).get("rapsd_k"):
+        figures["spectrum_ratio"] = plot_spectrum_ratio(
+            out_dir / "spectrum_ratio.png", result["truth"]["rapsd_k"], ratios
         )
     fss = {n: c["fss"] for n, c in curves.items() if "fss" in c}
     if fss:

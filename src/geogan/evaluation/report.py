@@ -33,6 +33,9 @@ _DIRECTIONS: tuple[tuple[str, str | None], ...] = (
     ("rmse", "min"),
     ("ensemble_mean_rmse", "min"),
     ("lsd_db", "min"),
+    ("wasserstein_bound", None),
+    ("wasserstein", "min"),
+    ("pixel_wasserstein", "min"),
     ("bias", "abs"),
     ("ssr", "one"),
     ("rank_max_ratio", "one"),
@@ -182,7 +185,8 @@ def write_report(
         sections.append(f"<p>{html.escape(str(note))}</p>")
     sections.append("<h2>Metrics</h2>")
     sections.append(
-        "<p>Best value per row highlighted: lowest for errors, CRPS and LSD (dB); highest for FSS; "
+        "<p>Best value per row highlighted: lowest for errors, CRPS, LSD (dB) and Wasserstein "
+        "distances; highest for FSS; "
         "closest to 0 for bias; closest to 1 for the spread-skill ratio and rank-histogram ratios.</p>"
     )
     sections.append(_table(methods))

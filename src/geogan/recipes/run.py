@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from geogan.config import save_resolved_config
 from geogan.config.schema import RunConfig
 from geogan.core.atomic import atomic_write_text
 from geogan.core.distributed import init_distributed, select_device
 from geogan.core.seeding import derive_seed, seed_everything
 from geogan.recipes import get_recipe
+from geogan.training.reproducibility import write_reproducibility
 from geogan.training.rundir import next_run_dir
 from geogan.training.trainer import Trainer
-
-
-def _git_hash() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _shared_run_dir(
@@ -57,6 +42,7 @@ def train_from_config(
     *,
     run_dir: Path | None = None,
     resume: str | None = None,
+    restart: bool = False,
     progress: bool = True,
     command: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -66,7 +52,7 @@ def train_from_config(
     seed_everything(derive_seed(cfg.seed, dist_info.rank))
     run_dir, created = _shared_run_dir(cfg, run_dir, dist_info.is_main, dist_info.enabled)
     try:
-        return _train(cfg, run_dir, resume, progress, command, device, dist_info)
+        return _train(cfg, run_dir, resume, restart, progress, command, device, dist_info)
     except BaseException:
         # nothing half-written: a run that failed before its first checkpoint leaves no directory
         checkpoints = run_dir / "checkpoints"
@@ -82,52 +68,26 @@ def train_from_config(
         raise
 
 
-def _train(cfg, run_dir, resume, progress, command, device, dist_info) -> dict[str, Any]:
+def _train(cfg, run_dir, resume, restart, progress, command, device, dist_info) -> dict[str, Any]:
     if dist_info.is_main:
-        save_resolved_config(cfg, run_dir)
-        atomic_write_text(
-            run_dir / "reproduce.json",
-            json.dumps(
-                {
-                    "command": command or sys.argv,
-                    "git": _git_hash(),
-                    "python": sys.version,
-                    "torch": torch.__version__,
-                },
-                indent=2,
-            ),
-        )
+        # git.txt, command.txt, config.yaml, pip_freeze.txt, reproduce.json
+        write_reproducibility(run_dir, cfg, command or sys.argv)
     recipe = get_recipe(cfg.recipe)
     setup = recipe.build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
-    t = cfg.train
+    data = getattr(cfg, "data", None)
     trainer = Trainer(
         setup,
         run_dir=run_dir,
-        steps=t.steps,
-        batch_size=t.batch_size,
         device=device,
+        train=cfg.train,
         seed=cfg.seed,
-        precision=t.precision,
-        channels_last=t.channels_last,
-        ema_decay=t.ema.decay,
-        ema_start=t.ema.start_step,
-        checkpoint_every=t.checkpoint_every,
-        keep_checkpoints=t.keep_checkpoints,
-        log_every=t.log_every,
-        image_every=t.image_every,
-        nan_max_consecutive=t.nan_guard.max_consecutive,
-        nan_lr_factor=t.nan_guard.lr_factor,
-        nan_max_rollbacks=t.nan_guard.max_rollbacks,
-        num_workers=cfg.data.num_workers,
-        prefetch_factor=cfg.data.prefetch_factor,
-        tensorboard=t.tensorboard,
-        mlflow=t.mlflow,
-        time_limit_s=t.time_limit_minutes * 60 if t.time_limit_minutes else None,
+        num_workers=getattr(data, "num_workers", 0),
+        prefetch_factor=getattr(data, "prefetch_factor", 4),
         config=cfg.model_dump(mode="json"),
         dist_info=dist_info,
         progress=progress,
     )
-    summary = trainer.fit(resume=resume)
+    summary = trainer.fit(resume=resume, restart=restart)
     if dist_info.is_main:
         atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
     return summary

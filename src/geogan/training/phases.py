@@ -1,9 +1,10 @@
-"""What a recipe hands the Trainer: models, optimizers and phases.
+"""What a recipe hands the Trainer: models, optimizers, phases, and optional callbacks.
 
-A *phase* is one kind of optimisation step (e.g. "critic" repeated 5 times,
-then "generator"). Each repeat draws a fresh batch, computes a loss inside the
-Trainer's autocast context and steps one optimizer. The Trainer knows nothing
-about recipes: everything recipe-specific lives in the phases' ``loss``.
+A *phase* is one kind of optimisation step (e.g. "critic" repeated 5 times, then
+"generator", then a lazy "r1" regulariser every 16 steps). Each repeat draws a fresh
+batch, computes a loss inside the Trainer's autocast context and steps one optimizer.
+The Trainer knows nothing about recipes: everything recipe-specific lives in the phases'
+``loss``, and which phases run when is said by stages (see :class:`Stage`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from torch import nn
 
 from geogan.core.seeding import derive_seed
 
+Batch = dict[str, Any]
+"""A batch: tensors stacked along a first batch axis, possibly nested one level per
+domain (``{"rf": {"x": [B, 3, H, W], ...}, "sn": {...}}``); the Trainer moves every tensor
+to the device."""
+
 
 @dataclass
 class StepContext:
@@ -31,6 +37,8 @@ class StepContext:
     autocast: Callable[[], contextlib.AbstractContextManager]
     models: dict[str, nn.Module]
     memory_format: torch.memory_format = torch.contiguous_format
+    every: int = 1
+    stage: str = ""
 
     def rng(self, tag: int = 0) -> torch.Generator:
         """A generator seeded from (seed, step, repeat, rank, tag): the same on resume,
@@ -44,23 +52,61 @@ class StepContext:
 
 
 class Phase(Protocol):
-    """One kind of optimisation step."""
+    """One kind of optimisation step.
+
+    Optional attributes (read with defaults by the Trainer):
+
+    - ``every: int = 1``: run only at steps that are multiples of ``every`` (lazy
+      regularisation);
+    - ``lazy: bool = False``: multiply the loss by ``every`` so that the regulariser keeps
+      its weight when applied less often (StyleGAN2);
+    - ``state_dict() -> dict[str, Tensor]`` / ``load_state_dict(state)``: state the phase
+      keeps between steps (e.g. the path-length running mean), saved in resume checkpoints.
+    """
 
     name: str
     optimizer: str  # key into TrainingSetup.optimizers
     repeats: int  # how many times per training step, each on a fresh batch
     updates_ema: bool  # update the EMA model after this phase's optimizer step
 
-    def loss(
-        self, batch: dict[str, torch.Tensor], ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``(loss to minimise, {name: scalar tensor to log})``."""
         ...
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Steps ``[start, stop)`` (``stop`` None: to the end) running ``phases`` (None: all), with
+    per-model ``frozen`` / ``trainable`` / learning-rate factor settings."""
+
+    name: str
+    start: int
+    stop: int | None
+    phases: frozenset[str] | None = None
+    models: dict[str, str | float] = field(default_factory=dict)
+
+    def runs(self, phase: str) -> bool:
+        return self.phases is None or phase in self.phases
+
+    def lr_factor(self, model: str) -> float:
+        mode = self.models.get(model, "trainable")
+        return float(mode) if isinstance(mode, (int, float)) else 1.0
+
+    def frozen(self, model: str) -> bool:
+        return self.models.get(model) == "frozen"
+
+
 @dataclass
 class TrainingSetup:
-    """Everything a recipe builds for the Trainer."""
+    """Everything a recipe builds for the Trainer.
+
+    ``stages``: the recipe's default stages as ``StageConfig``-like mappings or
+    :class:`Stage` objects (``train.stages`` in the config replaces them); empty: one stage
+    running every phase. ``validate(models, batches) -> {metric: float}`` is called every
+    ``train.validation.every`` steps (``models`` includes ``"ema"``). ``compile_models``:
+    models that ``train.compile`` may wrap in ``torch.compile`` (not those a phase
+    differentiates twice, e.g. a critic under a gradient penalty).
+    """
 
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
@@ -69,8 +115,11 @@ class TrainingSetup:
     ema_model: str | None = "generator"
     export_models: list[str] = field(default_factory=list)
     export_meta: dict[str, Any] = field(default_factory=dict)
-    image_fn: Callable[[dict[str, nn.Module], dict[str, torch.Tensor]], torch.Tensor] | None = None
+    image_fn: Callable[[dict[str, nn.Module], Batch], torch.Tensor] | None = None
     collate_fn: Callable | None = None
+    stages: list[Any] = field(default_factory=list)
+    validate: Callable[[dict[str, nn.Module], int], dict[str, float]] | None = None
+    compile_models: list[str] = field(default_factory=list)
 
 
 class ResumableBatchSampler:

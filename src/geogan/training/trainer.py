@@ -1,10 +1,13 @@
 """The one training loop shared by every recipe.
 
-The Trainer runs the phases a recipe supplies (e.g. 5 critic steps then one
-generator step), with mixed precision, EMA, gradient averaging across
-``torchrun`` processes, checkpoints (export + resume), exact resume, a NaN/Inf
-guard with rollback, graceful preemption on SIGTERM/SIGUSR1, TensorBoard
-logging and a progress bar. It never looks at recipe names.
+The Trainer runs the phases a recipe supplies (e.g. 5 critic steps, then one generator
+step, then a lazy regulariser every 16 steps), inside named stages (e.g. supervised
+pre-training, then adversarial training, with models frozen or at an LR factor), with
+mixed precision, EMA (fixed decay or half-life with ramp-up), LR schedules, gradient
+clipping, warm starts from other runs, validation callbacks, gradient averaging across
+``torchrun`` processes, checkpoints (export + resume), exact resume, a NaN/Inf guard with
+rollback, graceful preemption on SIGTERM/SIGUSR1, TensorBoard logging and a progress bar.
+It never looks at recipe names.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
+from geogan.config.schema import StageConfig, TrainConfig
 from geogan.core.atomic import remove_stale_temporaries
 from geogan.core.checkpoint import (
     flatten_state,
@@ -34,18 +38,32 @@ from geogan.core.checkpoint import (
     unflatten_state,
 )
 from geogan.core.distributed import DistInfo, barrier
-from geogan.core.errors import CheckpointError, TrainingDivergedError
-from geogan.core.modules import model_spec
+from geogan.core.errors import CheckpointError, ConfigError, TrainingDivergedError
+from geogan.core.modules import model_spec, unwrap
 from geogan.core.seeding import derive_seed, get_rng_state, set_rng_state
 from geogan.core.tracking import Tracker
 from geogan.training.ema import EMA
-from geogan.training.phases import ResumableBatchSampler, StepContext, TrainingSetup
+from geogan.training.optim import lr_factor
+from geogan.training.phases import ResumableBatchSampler, Stage, StepContext, TrainingSetup
 
 log = logging.getLogger(__name__)
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", what a requeue script looks for
 RESUME_PREFIX = "resume_"
 EXPORT_PREFIX = "export_"
+
+__all__ = [
+    "PREEMPTED_EXIT_CODE",
+    "Preempted",
+    "Trainer",
+    "autocast_factory",
+    "bf16_supported_on_cpu",
+    "find_resume",
+    "latest_resume",
+    "resolve_stages",
+    "to_device",
+    "unwrap",
+]
 
 
 class Preempted(Exception):
@@ -71,8 +89,6 @@ def autocast_factory(
         return contextlib.nullcontext, None
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     if device.type == "cpu" and dtype == torch.float16:
-        from geogan.core.errors import ConfigError
-
         raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
@@ -120,13 +136,93 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, -1))
 
 
-class Trainer:
-    """Runs a :class:`TrainingSetup` for ``steps`` steps.
+def to_device(obj: Any, device: torch.device, memory_format: torch.memory_format) -> Any:
+    """Every tensor in a (nested) batch moved to ``device``; 4D float tensors in
+    ``memory_format`` (channels_last speeds up 2D convolutions on CPU)."""
+    if isinstance(obj, torch.Tensor):
+        v = obj.to(device, non_blocking=True)
+        if v.dim() == 4 and v.is_floating_point():
+            v = v.contiguous(memory_format=memory_format)
+        return v
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device, memory_format) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device, memory_format) for v in obj)
+    return obj
 
-    A *step* runs every phase ``repeats`` times (each repeat on a fresh batch);
-    the step counter counts completed steps. Checkpoints are written every
-    ``checkpoint_every`` steps and at the end into ``run_dir/checkpoints``;
-    ``run_dir/model.safetensors`` is always the newest export.
+
+def resolve_stages(
+    configured: list[StageConfig] | list[Any], phase_names: list[str], model_names: list[str]
+) -> list[Stage]:
+    """Stages over consecutive step ranges from config entries (or :class:`Stage` objects);
+    unknown phase or model names are ConfigErrors. Empty: one stage running everything."""
+    if not configured:
+        return [Stage("train", 0, None)]
+    stages, start = [], 0
+    for i, entry in enumerate(configured):
+        if isinstance(entry, Stage):
+            stages.append(entry)
+            start = entry.stop or start
+            continue
+        s = entry if isinstance(entry, StageConfig) else StageConfig.model_validate(entry)
+        if s.phases is not None:
+            unknown = sorted(set(s.phases) - set(phase_names))
+            if unknown:
+                raise ConfigError(
+                    f"train.stages[{i}] ({s.name!r}) names phases {unknown}; this recipe's "
+                    f"phases are {phase_names}"
+                )
+        unknown = sorted(set(s.models) - set(model_names))
+        if unknown:
+            raise ConfigError(
+                f"train.stages[{i}] ({s.name!r}) names models {unknown}; this run builds "
+                f"{model_names}"
+            )
+        last = i == len(configured) - 1
+        stop = None if last else start + int(s.steps or 0)
+        phases = frozenset(s.phases) if s.phases is not None else None
+        stages.append(Stage(s.name, start, stop, phases, dict(s.models)))
+        start = stop if stop is not None else start
+    return stages
+
+
+_TRAIN_ALIASES = {
+    "ema_decay": ("ema", "decay"),
+    "ema_start": ("ema", "start_step"),
+    "nan_max_consecutive": ("nan_guard", "max_consecutive"),
+    "nan_lr_factor": ("nan_guard", "lr_factor"),
+    "nan_max_rollbacks": ("nan_guard", "max_rollbacks"),
+}
+
+
+def _train_config(train: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
+    """``train`` with keyword settings applied (``steps=..``, ``nan_max_consecutive=..``)."""
+    tree = (train or TrainConfig()).model_dump()
+    cls = type(train) if train is not None else TrainConfig
+    for key, value in settings.items():
+        if key == "time_limit_s":
+            tree["time_limit_minutes"] = None if value is None else value / 60.0
+        elif key in _TRAIN_ALIASES:
+            section, field = _TRAIN_ALIASES[key]
+            tree[section][field] = value
+        elif key in tree:
+            tree[key] = value
+        else:
+            raise TypeError(f"Trainer got an unexpected setting {key!r}")
+    return cls.model_validate(tree)
+
+
+class Trainer:
+    """Runs a :class:`TrainingSetup` for ``train.steps`` steps.
+
+    A *step* runs every phase of the current stage whose interval divides the step index,
+    each ``repeats`` times on fresh batches; the step counter counts completed steps.
+    Checkpoints are written every ``checkpoint_every`` steps and at the end into
+    ``run_dir/checkpoints``; ``run_dir/model.safetensors`` is always the newest export.
+
+    Engine settings come from ``train`` (a :class:`~geogan.config.schema.TrainConfig`,
+    or a recipe's subclass); keyword ``settings`` override its fields (``steps=20``,
+    ``batch_size=2``, ``checkpoint_every=5``, ``nan_max_consecutive=3``, ...).
     """
 
     def __init__(
@@ -134,49 +230,37 @@ class Trainer:
         setup: TrainingSetup,
         *,
         run_dir: str | Path,
-        steps: int,
-        batch_size: int,
         device: torch.device,
+        train: TrainConfig | None = None,
         seed: int = 0,
-        precision: str = "fp32",
-        channels_last: bool = False,
-        ema_decay: float = 0.999,
-        ema_start: int = 0,
-        checkpoint_every: int = 500,
-        keep_checkpoints: int = 3,
-        log_every: int = 10,
-        image_every: int = 250,
-        nan_max_consecutive: int = 5,
-        nan_lr_factor: float = 0.5,
-        nan_max_rollbacks: int = 2,
         num_workers: int = 0,
         prefetch_factor: int = 4,
-        tensorboard: bool = True,
-        mlflow: bool = False,
-        time_limit_s: float | None = None,
         config: dict[str, Any] | None = None,
         dist_info: DistInfo | None = None,
         progress: bool = True,
+        **settings: Any,
     ) -> None:
+        cfg = _train_config(train, settings)
+        self.cfg = cfg
         self.setup = setup
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.steps = steps
-        self.batch_size = batch_size
+        self.steps = cfg.steps
+        self.batch_size = cfg.batch_size
         self.device = device
         self.seed = seed
-        self.precision = precision
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.checkpoint_every = checkpoint_every
-        self.keep_checkpoints = keep_checkpoints
-        self.log_every = log_every
-        self.image_every = image_every
-        self.nan_max_consecutive = nan_max_consecutive
-        self.nan_lr_factor = nan_lr_factor
-        self.nan_max_rollbacks = nan_max_rollbacks
+        self.precision = cfg.precision
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.checkpoint_every = cfg.checkpoint_every
+        self.keep_checkpoints = cfg.keep_checkpoints
+        self.log_every = cfg.log_every
+        self.image_every = cfg.image_every
+        self.nan_max_consecutive = cfg.nan_guard.max_consecutive
+        self.nan_lr_factor = cfg.nan_guard.lr_factor
+        self.nan_max_rollbacks = cfg.nan_guard.max_rollbacks
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
-        self.time_limit_s = time_limit_s
+        self.time_limit_s = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None
         self.config = config or {}
         self.dist = dist_info or DistInfo()
         self.progress = progress and self.dist.is_main
@@ -186,16 +270,38 @@ class Trainer:
         self.models = setup.models
         for m in self.models.values():
             m.to(device=device, memory_format=self.memory_format)
+        # what phases call: torch.compile wrappers where asked; checkpoints use self.models
+        self.step_models = dict(self.models)
+        if cfg.compile:
+            backend = "inductor" if cfg.compile is True else cfg.compile
+            for name in setup.compile_models:
+                self.step_models[name] = torch.compile(self.models[name], backend=backend)
         self.optimizers = setup.optimizers
-        self.autocast, self.scaler = autocast_factory(device, precision)
+        for o in self.optimizers.values():
+            for g in o.param_groups:
+                g.setdefault("base_lr", g["lr"])
+        self._initial_requires_grad = {
+            name: [p.requires_grad for p in m.parameters()] for name, m in self.models.items()
+        }
+        phase_names = [p.name for p in setup.phases]
+        self.stages = resolve_stages(cfg.stages or setup.stages, phase_names, list(self.models))
+        self._stage: Stage | None = None
+        self.autocast, self.scaler = autocast_factory(device, cfg.precision)
         self.ema: EMA | None = None
         if setup.ema_model is not None:
-            self.ema = EMA(self.models[setup.ema_model], decay=ema_decay, start_step=ema_start)
+            self.ema = EMA(
+                self.models[setup.ema_model],
+                decay=cfg.ema.decay,
+                start_step=cfg.ema.start_step,
+                half_life_images=cfg.ema.half_life_images,
+                rampup=cfg.ema.rampup,
+                images_per_step=cfg.batch_size * self.dist.world_size,
+            )
         self.tracker = Tracker(
             self.run_dir,
             enabled=self.dist.is_main,
-            tensorboard=tensorboard,
-            mlflow=mlflow,
+            tensorboard=cfg.tensorboard,
+            mlflow=cfg.mlflow,
             params=self.config,
         )
 
@@ -233,26 +339,53 @@ class Trainer:
         loader = torch.utils.data.DataLoader(self.setup.dataset, **kwargs)
         self._loader_iter = iter(loader)
 
-    def _next_batch(self) -> dict[str, torch.Tensor]:
+    def _next_batch(self) -> dict[str, Any]:
         if self._loader_iter is None:
             self._make_loader()
         batch = next(self._loader_iter)
         self.batches_consumed += 1
-        out = {}
-        for k, v in batch.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(self.device, non_blocking=True)
-                if v.dim() >= 4 and v.is_floating_point():
-                    v = v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
-            out[k] = v
-        return out
+        return to_device(batch, self.device, self.memory_format)
+
+    # --------------------------------------------------------- stages / rates
+    def stage_at(self, step: int) -> Stage:
+        """The stage that step ``step`` (0-based) belongs to."""
+        for stage in self.stages:
+            if stage.stop is None or step < stage.stop:
+                return stage
+        return self.stages[-1]
+
+    def _enter_stage(self, stage: Stage) -> None:
+        """Freeze or unfreeze models as the stage says (idempotent)."""
+        for name, m in self.models.items():
+            flags = self._initial_requires_grad[name]
+            frozen = stage.frozen(name)
+            for p, flag in zip(m.parameters(), flags):
+                p.requires_grad_(flag and not frozen)
+        if self._stage is not None and self._stage.name != stage.name and self.dist.is_main:
+            log.info("step %d: stage %r begins", self.step, stage.name)
+        self._stage = stage
+
+    def _apply_learning_rates(self, stage: Stage) -> None:
+        sched = lr_factor(self.cfg.lr_schedule, self.step, self.steps)
+        for o in self.optimizers.values():
+            for g in o.param_groups:
+                factor = stage.lr_factor(g["model"]) if "model" in g else 1.0
+                g["lr"] = g["base_lr"] * sched * factor * self.lr_scale
 
     # ------------------------------------------------------------ one step
     def _train_step(self) -> dict[str, float]:
         logs: dict[str, float] = {}
         any_bad = False
+        stage = self.stage_at(self.step)
+        if stage is not self._stage:
+            self._enter_stage(stage)
+        self._apply_learning_rates(stage)
         for phase in self.setup.phases:
+            every = int(getattr(phase, "every", 1) or 1)
+            if not stage.runs(phase.name) or self.step % every:
+                continue
             opt = self.optimizers[phase.optimizer]
+            clip = self._clip_norm(phase.optimizer)
             for repeat in range(phase.repeats):
                 batch = self._next_batch()
                 ctx = StepContext(
@@ -262,12 +395,17 @@ class Trainer:
                     seed=self.seed,
                     device=self.device,
                     autocast=self.autocast,
-                    models=self.models,
+                    models=self.step_models,
                     memory_format=self.memory_format,
+                    every=every,
+                    stage=stage.name,
                 )
                 opt.zero_grad(set_to_none=True)
                 loss, parts = phase.loss(batch, ctx)
+                if getattr(phase, "lazy", False) and every > 1:
+                    loss = loss * every  # lazy regularisation keeps its weight (StyleGAN2)
                 bad = not bool(torch.isfinite(loss.detach()).item())
+                grad_norm = None
                 if not bad:
                     if self.scaler is not None:
                         self.scaler.scale(loss).backward()
@@ -277,6 +415,8 @@ class Trainer:
                     if self.scaler is not None:
                         self.scaler.unscale_(opt)
                     bad = not self._grads_finite(opt)
+                    if not bad and clip is not None:
+                        grad_norm = self._clip(opt, clip)
                 bad = self._agree(bad)
                 if bad:
                     any_bad = True
@@ -296,8 +436,25 @@ class Trainer:
                         float(v.detach().float().item()) if torch.is_tensor(v) else float(v)
                     )
                 logs[f"{phase.name}/loss"] = float(loss.detach().float().item())
+                if grad_norm is not None:
+                    logs[f"{phase.name}/grad_norm"] = grad_norm
         logs["_bad"] = float(any_bad)
         return logs
+
+    def _clip_norm(self, optimizer: str) -> float | None:
+        cfg = self.cfg.optimizers.get(optimizer)
+        return cfg.clip_grad_norm if cfg is not None else None
+
+    @staticmethod
+    def _trainable(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+        return [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+
+    def _clip(self, opt: torch.optim.Optimizer, max_norm: float) -> float:
+        """Clip the optimizer's global gradient norm; returns the norm before clipping."""
+        grads = [p for p in self._trainable(opt) if p.grad is not None]
+        if not grads:
+            return 0.0
+        return float(torch.nn.utils.clip_grad_norm_(grads, max_norm, foreach=True).item())
 
     def _average_gradients(self, opt: torch.optim.Optimizer) -> None:
         """Mean of gradients over ranks: one flat all-reduce per optimizer.
@@ -305,10 +462,13 @@ class Trainer:
         We average explicitly rather than wrapping models in DistributedDataParallel:
         the gradient penalty's double backward and phases that run a model without
         stepping it (the critic inside the generator loss) do not fit DDP's reducer.
+        Frozen parameters (``requires_grad`` off) are left out and keep no gradient.
         """
         if not self.dist.enabled:
             return
-        params = [p for g in opt.param_groups for p in g["params"]]
+        params = self._trainable(opt)
+        if not params:
+            return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
@@ -345,7 +505,75 @@ class Trainer:
             for t in list(self.ema.shadow.parameters()) + list(self.ema.shadow.buffers()):
                 dist.broadcast(t.data, src=0)
 
+    # ------------------------------------------------------------ warm start
+    def init_from(
+        self, path: str | Path, models: Mapping[str, str] | None = None, strict: bool = True
+    ) -> list[str]:
+        """Load weights from another run's export or resume checkpoint before training.
+
+        ``models`` maps this run's model names to names in the checkpoint (default: every
+        model of this run that the checkpoint holds, by the same name). Shapes must match;
+        with ``strict`` every tensor of a mapped model must be present. Returns the names
+        of the models loaded. The EMA copy starts from the loaded generator.
+        """
+        tensors, meta = load_checkpoint(path)
+        kind = meta.get("kind")
+        if kind not in ("export", "resume"):
+            raise CheckpointError(f"init_from: {path} is not a geogan export or resume checkpoint")
+        prefix_of = (lambda name: f"model/{name}") if kind == "resume" else (lambda name: name)
+        held = set(meta.get("models", {}))
+        mapping = dict(models) if models else {n: n for n in self.models if n in held}
+        unknown = sorted(set(mapping) - set(self.models))
+        if unknown:
+            raise ConfigError(
+                f"train.init_from.models names {unknown}, but this run builds {sorted(self.models)}"
+            )
+        missing = sorted(src for src in mapping.values() if src not in held)
+        if missing or not mapping:
+            raise CheckpointError(
+                f"init_from: {path} holds models {sorted(held)}, not {missing or '(none mapped)'}; "
+                "set train.init_from.models to map this run's models to those"
+            )
+        for dst, src in mapping.items():
+            self._load_weights(self.models[dst], prefix_of(src), tensors, path, dst, src, strict)
+        if self.ema is not None and self.setup.ema_model in mapping:
+            self.ema.copy_from(self.models[self.setup.ema_model])
+        self._sync_initial_weights()
+        return sorted(mapping)
+
+    @staticmethod
+    def _load_weights(module, prefix, tensors, path, dst, src, strict) -> None:
+        have = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+        target = unwrap(module).state_dict()
+        bad = [
+            f"{k} {tuple(have[k].shape)} vs {tuple(v.shape)}"
+            for k, v in target.items()
+            if k in have and have[k].shape != v.shape
+        ]
+        if bad:
+            raise CheckpointError(
+                f"init_from: {path} model {src!r} does not fit this run's {dst!r}: "
+                f"{len(bad)} tensors differ in shape, e.g. {'; '.join(bad[:3])}"
+            )
+        absent = sorted(set(target) - set(have))
+        extra = sorted(set(have) - set(target))
+        if strict and (absent or extra):
+            raise CheckpointError(
+                f"init_from: {path} model {src!r} does not fit this run's {dst!r}: missing "
+                f"{absent[:3]}, unexpected {extra[:3]}; set train.init_from.strict=false to "
+                "load the tensors that match"
+            )
+        unwrap(module).load_state_dict({k: v for k, v in have.items() if k in target}, strict=False)
+
     # ------------------------------------------------------- checkpointing
+    def _phase_states(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        meta = {}
+        for phase in self.setup.phases:
+            state_fn = getattr(phase, "state_dict", None)
+            if state_fn is not None:
+                meta[phase.name] = flatten_state(f"phase/{phase.name}", state_fn(), tensors)
+        return meta
+
     def _resume_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors: dict[str, torch.Tensor] = {}
         for name, m in self.models.items():
@@ -375,6 +603,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "optimizers": optim_meta,
             "scaler": scaler_meta,
+            "phases": self._phase_states(tensors),
             "rng": rng,
             "models": {name: model_spec(m) for name, m in self.models.items()},
             "config": self.config,
@@ -447,9 +676,24 @@ class Trainer:
         if self.ema is not None:
             load_module_tensors("ema", self.ema.shadow, tensors)
         for name, o in self.optimizers.items():
-            o.load_state_dict(unflatten_state(meta["optimizers"][name], tensors))
+            if name not in meta["optimizers"]:
+                raise CheckpointError(
+                    f"{path} has no state for optimizer {name!r} (it holds "
+                    f"{sorted(meta['optimizers'])}); use the run's saved config.yaml to resume"
+                )
+            try:
+                o.load_state_dict(unflatten_state(meta["optimizers"][name], tensors))
+            except (ValueError, KeyError) as exc:
+                raise CheckpointError(
+                    f"{path}: optimizer {name!r} does not match this run ({exc}); it was written "
+                    "by another geogan version or config; use the run's saved config.yaml"
+                ) from None
         if self.scaler is not None and meta.get("scaler") is not None:
             self.scaler.load_state_dict(unflatten_state(meta["scaler"], tensors))
+        phase_states = meta.get("phases") or {}
+        for phase in self.setup.phases:
+            if hasattr(phase, "load_state_dict") and phase.name in phase_states:
+                phase.load_state_dict(unflatten_state(phase_states[phase.name], tensors))
         rng = dict(meta["rng"])
         rng["tensors"] = {k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")}
         if meta.get("world_size", 1) == self.dist.world_size:
@@ -460,6 +704,7 @@ class Trainer:
         self.rollbacks = int(meta.get("rollbacks", 0))
         self.skipped_steps = int(meta.get("skipped_steps", 0))
         self._loader_iter = None
+        self._stage = None
 
     def latest_resume(self) -> Path | None:
         """Newest resume checkpoint in the run directory that loads, or None."""
@@ -471,25 +716,19 @@ class Trainer:
         if path is None or self.rollbacks >= self.nan_max_rollbacks:
             raise TrainingDivergedError(
                 f"training diverged: {self.bad_in_a_row} steps in a row with non-finite loss or gradients at step "
-                f"{self.step} (rollbacks used: {self.rollbacks}); lower the learning rates (train.gen_optim.lr, "
-                "train.disc_optim.lr) or use precision fp32"
+                f"{self.step} (rollbacks used: {self.rollbacks}); lower the learning rates "
+                f"(train.optimizers.<name>.lr: {', '.join(sorted(self.optimizers))}) or use precision fp32"
             )
         rollbacks = self.rollbacks + 1
         scale = self.lr_scale * self.nan_lr_factor
         self.load(path)
         self.rollbacks = rollbacks
-        self._set_lr_scale(scale)
+        self.lr_scale = scale
+        self._apply_learning_rates(self.stage_at(self.step))
         self.bad_in_a_row = 0
         self.tracker.log_scalars(
             self.step, {"guard/rollback": float(rollbacks), "guard/lr_scale": scale}
         )
-
-    def _set_lr_scale(self, scale: float) -> None:
-        for o in self.optimizers.values():
-            for g in o.param_groups:
-                g.setdefault("initial_lr", g["lr"] / self.lr_scale)
-                g["lr"] = g["initial_lr"] * scale
-        self.lr_scale = scale
 
     def _handle_signal(self, signum: int, _frame: Any) -> None:
         self._stop_signal = signum
@@ -508,25 +747,68 @@ class Trainer:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    # ------------------------------------------------------------- validation
+    def _validate(self) -> None:
+        """Run the recipe's validation callback without touching the training RNG streams."""
+        if self.setup.validate is None or not self.dist.is_main:
+            return
+        models = {**self.models, "ema": self.ema.shadow if self.ema else None}
+        modes = {name: m.training for name, m in self.models.items()}
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            metrics = self.setup.validate(models, self.cfg.validation.batches)
+        for name, m in self.models.items():
+            m.train(modes[name])
+        if metrics:
+            self.tracker.log_scalars(self.step, {f"val/{k}": float(v) for k, v in metrics.items()})
+
     # ------------------------------------------------------------------ fit
-    def fit(self, resume: str | Path | None = None) -> dict[str, Any]:
-        """Train to ``steps``; ``resume`` is a resume checkpoint path or ``"auto"``."""
+    def fit(self, resume: str | Path | None = None, *, restart: bool = False) -> dict[str, Any]:
+        """Train to ``steps``; ``resume`` is a resume checkpoint path or ``"auto"``.
+
+        A run directory that already holds resume checkpoints is never trained from step 0
+        silently: without ``resume`` it is an error, unless ``restart`` (start over on
+        purpose: the old checkpoints are moved to ``checkpoints/discarded-<time>/``).
+        ``resume="auto"`` continues from the newest intact checkpoint and says which were
+        refused; when every one is damaged it is an error naming each and its reason.
+        """
         if self.dist.is_main:
             # temporary folders of writes killed in an earlier run (never read as checkpoints)
             for folder in (self.run_dir, self.ckpt_dir):
                 for stale in remove_stale_temporaries(folder):
                     log.info("removed %s left by an interrupted write", stale)
-        if resume == "auto":
-            resume = self.latest_resume()
+        existing = sorted(self.ckpt_dir.glob(f"{RESUME_PREFIX}*.safetensors"))
+        if restart:
+            if existing and self.dist.is_main:
+                self._discard(existing)
+            barrier()
+            resume = None
+        elif resume == "auto":
+            resume = find_resume(self.ckpt_dir)
+        elif resume is None and existing:
+            raise CheckpointError(
+                f"{self.run_dir} already holds {len(existing)} resume checkpoints; continue with "
+                "--resume auto, or start over on purpose with --restart (moves them aside)"
+            )
         if resume is not None:
             self.load(resume)
-            if self.lr_scale != 1.0:
-                self._set_lr_scale(self.lr_scale)
+        elif self.cfg.init_from is not None:
+            loaded = self.init_from(
+                self.cfg.init_from.path, self.cfg.init_from.models, self.cfg.init_from.strict
+            )
+            log.info("initialised %s from %s", ", ".join(loaded), self.cfg.init_from.path)
         start_step, t0 = self.step, time.perf_counter()
         stopped = "completed"
         progress = _progress_bar(self.progress)
+        limited = self.time_limit_s is not None
         task = (
-            progress.add_task("train", total=self.steps, completed=self.step, losses="", rate="")
+            progress.add_task(
+                "train",
+                total=self.time_limit_s if limited else self.steps,
+                completed=0 if limited else self.step,
+                losses="",
+                rate="",
+                steps=f"{self.step}/{self.steps}",
+            )
             if progress
             else None
         )
@@ -554,15 +836,23 @@ class Trainer:
                         and self.dist.is_main
                     ):
                         self._log_images()
+                    val_every = self.cfg.validation.every
+                    if val_every and self.step % val_every == 0:
+                        self._validate()
+                    elapsed = time.perf_counter() - t0
                     if progress:
                         shown = "  ".join(
                             f"{k.split('/')[0][:3]}={v:.3g}"
                             for k, v in logs.items()
                             if k.endswith("/loss")
                         )
-                        rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
+                        rate = (self.step - start_step) / max(elapsed, 1e-9)
                         progress.update(
-                            task, completed=self.step, losses=shown, rate=f"{rate:.2f} it/s"
+                            task,
+                            completed=min(elapsed, self.time_limit_s) if limited else self.step,
+                            losses=shown,
+                            rate=f"{rate:.2f} it/s",
+                            steps=f"{self.step}/{self.steps}",
                         )
                     if self.step % self.checkpoint_every == 0 and self.step < self.steps:
                         self.save()
@@ -572,10 +862,7 @@ class Trainer:
                             f"received signal {self._stop_signal} at step {self.step}: resume checkpoint written; "
                             "continue with --resume auto"
                         )
-                    if (
-                        self.time_limit_s is not None
-                        and time.perf_counter() - t0 > self.time_limit_s
-                    ):
+                    if limited and elapsed > self.time_limit_s:
                         stopped = "time_limit"
                         break
             self.save()
@@ -590,8 +877,16 @@ class Trainer:
             "skipped_steps": self.skipped_steps,
             "rollbacks": self.rollbacks,
             "stopped": stopped,
+            "stage": self.stage_at(max(self.step - 1, 0)).name,
             "run_dir": str(self.run_dir),
         }
+
+    def _discard(self, files: list[Path]) -> None:
+        folder = self.ckpt_dir / f"discarded-{time.strftime('%Y%m%dT%H%M%S')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            f.rename(folder / f.name)
+        log.warning("--restart: moved %d old resume checkpoints to %s", len(files), folder)
 
     @torch.no_grad()
     def _log_images(self) -> None:
@@ -602,13 +897,45 @@ class Trainer:
         if images is not None and math.prod(images.shape) > 0:
             self.tracker.log_images(self.step, "samples", images.float().cpu())
 
-    def _peek_batch(self) -> dict[str, torch.Tensor]:
+    def _peek_batch(self) -> dict[str, Any]:
         """A fixed batch for image logs, drawn outside the training stream."""
         items = [self.setup.dataset[i] for i in range(min(4, self.batch_size))]
         collate = self.setup.collate_fn or torch.utils.data.default_collate
-        return {
-            k: v.to(self.device) if torch.is_tensor(v) else v for k, v in collate(items).items()
-        }
+        return to_device(collate(items), self.device, torch.contiguous_format)
+
+
+def _resume_candidates(ckpt_dir: str | Path) -> list[Path]:
+    return sorted(Path(ckpt_dir).glob(f"{RESUME_PREFIX}*.safetensors"), reverse=True)
+
+
+def find_resume(ckpt_dir: str | Path) -> Path | None:
+    """The newest intact resume checkpoint in ``ckpt_dir`` for ``--resume auto``.
+
+    None when there is none at all (a fresh run). Damaged newer files are skipped with one
+    log line each; when every file is damaged, a :class:`CheckpointError` names them all
+    with their reasons and how to start over on purpose.
+    """
+    refused: list[tuple[Path, str]] = []
+    for path in _resume_candidates(ckpt_dir):
+        try:
+            load_checkpoint(path)
+        except CheckpointError as exc:
+            refused.append((path, str(exc)))
+            continue
+        for bad, why in refused:
+            log.warning("--resume auto: skipped %s (%s)", bad.name, why)
+        if refused:
+            log.warning(
+                "--resume auto: continuing from %s, the newest intact resume checkpoint", path.name
+            )
+        return path
+    if refused:
+        reasons = "; ".join(f"{p.name}: {why}" for p, why in refused[:5])
+        raise CheckpointError(
+            f"--resume auto found {len(refused)} resume checkpoints in {ckpt_dir} and none loads "
+            f"({reasons}); to start over on purpose pass --restart"
+        )
+    return None
 
 
 def latest_resume(ckpt_dir: str | Path) -> Path | None:
@@ -617,7 +944,7 @@ def latest_resume(ckpt_dir: str | Path) -> Path | None:
     Unreadable files are skipped; temporary folders of interrupted writes
     (``.resume_*.tmp``) never match.
     """
-    for path in sorted(Path(ckpt_dir).glob(f"{RESUME_PREFIX}*.safetensors"), reverse=True):
+    for path in _resume_candidates(ckpt_dir):
         try:
             load_checkpoint(path)
         except CheckpointError:
@@ -631,7 +958,6 @@ def _progress_bar(enabled: bool):
         return None
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
@@ -641,7 +967,7 @@ def _progress_bar(enabled: bool):
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[steps]}"),
         TextColumn("{task.fields[rate]}"),
         TextColumn("[cyan]{task.fields[losses]}"),
         TimeElapsedColumn(),
@@ -649,8 +975,3 @@ def _progress_bar(enabled: bool):
         TimeRemainingColumn(),
         transient=False,
     )
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)

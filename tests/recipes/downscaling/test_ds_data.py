@@ -8,11 +8,12 @@ import pytest
 import torch
 import xarray as xr
 
-from geogan.config.schema import DataConfig, SplitConfig, TransformConfig
+from geogan.config.schema import SplitConfig, TransformConfig
 from geogan.core.errors import DataError
 from geogan.data import split_times
-from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.transforms import pre_forward
+from geogan.recipes.downscaling.config import DataConfig
+from geogan.recipes.downscaling.data import DownscalingData
 
 
 def _block_mean(x: np.ndarray, f: int) -> np.ndarray:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geogan.config.schema import DataConfig
 from geogan.core.errors import ConfigError, DataError, OutputExistsError
 from geogan.data.normalisation import Normalisation
 from geogan.data.patch_store import ZarrPatchDataset
+from geogan.recipes.downscaling import samples as patch_store_module
+from geogan.recipes.downscaling.config import DataConfig
 from geogan.recipes.downscaling.data import DownscalingData
 from geogan.recipes.downscaling.prepare import prepare
-from geogan.recipes.downscaling import samples as patch_store_module
 
 
 def _cfg(radar_nc, constants_nc, synth) -> DataConfig:

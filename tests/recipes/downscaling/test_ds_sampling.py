@@ -7,12 +7,13 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from geogan.config.schema import AugmentConfig, SamplingConfig
+from geogan.config.schema import AugmentConfig
 from geogan.core.errors import DataError
-from geogan.recipes.downscaling.data import DownscalingData
-from geogan.recipes.downscaling.samples import PatchDataset, Variables
 from geogan.data.grids import coarsen
 from geogan.data.normalisation import Normalisation
+from geogan.recipes.downscaling.config import SamplingConfig
+from geogan.recipes.downscaling.data import DownscalingData
+from geogan.recipes.downscaling.samples import PatchDataset, Variables
 from geogan.recipes.downscaling.sampling import (
     Augmentation,
     assign_classes,

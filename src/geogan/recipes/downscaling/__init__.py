@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from geogan.core.registry import RECIPES
+from geogan.recipes.base import Recipe
+from geogan.recipes.downscaling.config import DownscalingConfig, migrate_config
 
 
 @RECIPES.register("downscaling")
-class DownscalingRecipe:
+class DownscalingRecipe(Recipe):
     """Commands of recipe 1; heavy modules are imported only when a command runs."""
 
     name = "downscaling"
+    description = (
+        "stochastic downscaling: coarse fields + high-resolution constants + noise -> "
+        "an ensemble of high-resolution fields (WGAN-GP, VAE-GAN or deterministic)"
+    )
+    config_schema = DownscalingConfig
+    export_format = "downscaling/"
+
+    def migrate_config(self, tree):
+        return migrate_config(tree)
 
     def prepare(self, cfg, *, patches: int = 0, overwrite: bool = False):
         from geogan.recipes.downscaling.prepare import prepare
@@ -39,3 +50,8 @@ class DownscalingRecipe:
         from geogan.recipes.downscaling.evaluate import evaluate
 
         return evaluate(ensemble, **kwargs)
+
+    def demo(self, out, **kwargs):
+        from geogan.recipes.downscaling.demo import run_demo
+
+        return run_demo(out, **kwargs)

@@ -1,4 +1,4 @@
-"""Build recipe 1's data, models, optimizers and phases from a RunConfig."""
+"""Build recipe 1's data, models, optimizers and phases from a DownscalingConfig."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 
 import torch
 
-from geogan.config.schema import RunConfig
 from geogan.core.errors import ConfigError
-from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.normalisation import Normalisation
 from geogan.models.downscaling import DownscalingCritic, DownscalingEncoder, DownscalingGenerator
+from geogan.recipes.downscaling.config import DownscalingConfig
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.recipes.downscaling.phases import CriticPhase, GeneratorPhase
+from geogan.training.optim import build_optimizers
 from geogan.training.phases import TrainingSetup
 
 EXPORT_FORMAT = "downscaling/1"
@@ -38,7 +39,7 @@ def factorise(factor: int) -> list[int]:
     return sorted(stages, reverse=True) or [1]
 
 
-def upsampling_factors(cfg: RunConfig) -> list[int]:
+def upsampling_factors(cfg: DownscalingConfig) -> list[int]:
     factors = cfg.model.upsampling_factors or factorise(cfg.data.factor)
     product = 1
     for f in factors:
@@ -51,7 +52,7 @@ def upsampling_factors(cfg: RunConfig) -> list[int]:
     return factors
 
 
-def model_kwargs(cfg: RunConfig, data: DownscalingData) -> dict[str, dict[str, Any]]:
+def model_kwargs(cfg: DownscalingConfig, data: DownscalingData) -> dict[str, dict[str, Any]]:
     """Constructor arguments of every model of this run (JSON values)."""
     m, mode = cfg.model, cfg.train.mode
     if (m.residual_input or m.conserve_mean != "none") and data.input_vars[
@@ -121,12 +122,14 @@ _MODEL_CLASSES = {
 }
 
 
-def load_data(cfg: RunConfig, stats: Normalisation | None = None) -> DownscalingData:
+def load_data(cfg: DownscalingConfig, stats: Normalisation | None = None) -> DownscalingData:
     """Open the sources of ``cfg.data`` (relative paths are relative to the working directory)."""
     return DownscalingData.from_config(cfg.data, base_dir=None, stats=stats)
 
 
-def normalisation_for(cfg: RunConfig, data: DownscalingData, run_dir: Path | None) -> Normalisation:
+def normalisation_for(
+    cfg: DownscalingConfig, data: DownscalingData, run_dir: Path | None
+) -> Normalisation:
     """Statistics from ``data.stats_path`` when it exists (``geogan prepare``), else computed now
     over the training times; saved in the run directory either way."""
     stats_path = Path(cfg.data.stats_path) if cfg.data.stats_path else None
@@ -139,13 +142,6 @@ def normalisation_for(cfg: RunConfig, data: DownscalingData, run_dir: Path | Non
         norm.save(run_dir / "normalisation.json")
     data.normalisation = norm
     return norm
-
-
-def _adam(params, o) -> torch.optim.Optimizer:
-    # foreach: one fused kernel per parameter group instead of one per tensor
-    return torch.optim.Adam(
-        params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, foreach=True
-    )
 
 
 class _Cycle(torch.utils.data.Dataset):
@@ -171,7 +167,7 @@ def to_physical_fn(norm: Normalisation, target_vars: list[str]):
 
 
 def build_training(
-    cfg: RunConfig, *, device: torch.device, run_dir: Path, dist_info
+    cfg: DownscalingConfig, *, device: torch.device, run_dir: Path, dist_info
 ) -> TrainingSetup:
     data = load_data(cfg)
     norm = normalisation_for(cfg, data, run_dir if dist_info.is_main else None)
@@ -185,13 +181,12 @@ def build_training(
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every run with this seed
     models = {name: _MODEL_CLASSES[name](**kw) for name, kw in kwargs.items()}
     t = cfg.train
-    gen_params = list(models["generator"].parameters())
-    if "encoder" in models:
-        gen_params += list(models["encoder"].parameters())
-    optimizers = {"generator": _adam(gen_params, t.gen_optim)}
+    # the VAE-GAN's encoder is trained with the generator, by the generator's optimizer
+    optimizers = build_optimizers(
+        models, {"generator": ["generator", "encoder"], "critic": ["critic"]}, t.optimizers
+    )
     phases: list[Any] = []
     if "critic" in models:
-        optimizers["critic"] = _adam(models["critic"].parameters(), t.disc_optim)
         phases.append(
             CriticPhase(
                 repeats=t.critic_steps,
@@ -220,10 +215,13 @@ def build_training(
         export_models=["encoder"] if "encoder" in models else [],
         export_meta=export_meta(cfg, data, norm),
         image_fn=image_grid,
+        compile_models=["generator"],  # the critic is differentiated twice (gradient penalty)
     )
 
 
-def export_meta(cfg: RunConfig, data: DownscalingData, norm: Normalisation) -> dict[str, Any]:
+def export_meta(
+    cfg: DownscalingConfig, data: DownscalingData, norm: Normalisation
+) -> dict[str, Any]:
     """What generation needs besides weights: variables, units, factor, normalisation."""
     return {
         "format": EXPORT_FORMAT,

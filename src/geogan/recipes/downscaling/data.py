@@ -1,6 +1,6 @@
 """Recipe 1 data: aligned truth, input and constant fields, split, statistics and datasets.
 
-:meth:`DownscalingData.from_config` turns a :class:`~geogan.config.schema.DataConfig`
+:meth:`DownscalingData.from_config` turns a :class:`~geogan.recipes.downscaling.config.DataConfig`
 into fields on one pair of nested grids:
 
 1. Open the truth (``[T, H, W]`` per target variable, physical units, NaN = missing),
@@ -35,7 +35,6 @@ everything else reads through the store, so an out-of-core store can replace it.
 from __future__ import annotations
 
 import logging
-import math
 import time as _time
 import warnings
 from pathlib import Path
@@ -43,9 +42,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from geogan.config.schema import DataConfig
 from geogan.core.errors import DataError
-from geogan.recipes.downscaling.samples import PatchDataset, Variables, assemble, to_tensors
 from geogan.data.grids import (
     check_nesting,
     coarsen,
@@ -57,7 +54,6 @@ from geogan.data.grids import (
     regrid_to,
 )
 from geogan.data.normalisation import Normalisation
-from geogan.recipes.downscaling.sampling import Candidates, build_candidates
 from geogan.data.sources import (
     describe_times,
     load_values,
@@ -65,9 +61,12 @@ from geogan.data.sources import (
     open_source,
     spatial_dims,
 )
-from geogan.recipes.downscaling.store import FieldStore, LazyStore, MemoryStore
 from geogan.data.splits import split_times
 from geogan.data.units import same_units
+from geogan.recipes.downscaling.config import DataConfig
+from geogan.recipes.downscaling.samples import PatchDataset, Variables, assemble, to_tensors
+from geogan.recipes.downscaling.sampling import Candidates, build_candidates
+from geogan.recipes.downscaling.store import FieldStore, LazyStore, MemoryStore
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from geogan.config import config_from_dict, save_resolved_config
+from geogan.config import save_resolved_config
 from geogan.core.atomic import atomic_write_text
 from geogan.core.errors import OutputExistsError
 
@@ -63,8 +63,10 @@ def demo_config(
             "batch_size": 8,
             "critic_steps": 2,
             "content": {"kind": "crps", "weight": 100.0, "members": 4},
-            "gen_optim": {"lr": 2e-4, "betas": [0.5, 0.9]},
-            "disc_optim": {"lr": 2e-4, "betas": [0.5, 0.9]},
+            "optimizers": {
+                "generator": {"lr": 2e-4, "betas": [0.5, 0.9]},
+                "critic": {"lr": 2e-4, "betas": [0.5, 0.9]},
+            },
             "ema": {"decay": 0.99},
             "precision": "auto",
             "channels_last": True,
@@ -90,8 +92,9 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    from geogan.recipes.downscaling.demo_data import build_demo_data
     from geogan.recipes import get_recipe
+    from geogan.recipes.config import run_config_from_dict
+    from geogan.recipes.downscaling.demo_data import build_demo_data
     from geogan.recipes.run import train_from_config
 
     out = Path(out)
@@ -103,7 +106,7 @@ def run_demo(
         shutil.rmtree(out)
     out.mkdir(parents=True)
     data = build_demo_data(out / "data")
-    cfg = config_from_dict(demo_config(data, out / "runs", minutes, steps))
+    cfg = run_config_from_dict(demo_config(data, out / "runs", minutes, steps))
     save_resolved_config(cfg, out)
     run_dir = out / "run"
     train_summary = train_from_config(

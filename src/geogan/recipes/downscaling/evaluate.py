@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from geogan.config import config_from_dict
 from geogan.core.atomic import atomic_write_text
 from geogan.core.errors import DataError, OutputExistsError
 from geogan.evaluation.baselines import BASELINES
@@ -20,7 +19,18 @@ from geogan.evaluation.plots import make_figures
 from geogan.evaluation.report import write_report
 from geogan.recipes.downscaling.build import NONNEGATIVE_UNITS, is_nonnegative, load_data
 
-__all__ = ["NONNEGATIVE_UNITS", "evaluate"]
+__all__ = ["METRIC_SET", "NONNEGATIVE_UNITS", "evaluate"]
+
+#: recipe 1's metric set (names in geogan.core.registry.METRICS), scored for every method
+METRIC_SET = [
+    "crps",
+    "pooled_crps",
+    "ensemble_mean_errors",
+    "fss",
+    "rapsd",
+    "rank_histogram",
+    "spread_skill",
+]
 
 
 def _open(path: Path) -> xr.Dataset:
@@ -55,7 +65,9 @@ def evaluate(
         shutil.rmtree(out)
     ds = _open(ensemble)
     try:
-        cfg = config_from_dict(
+        from geogan.recipes.config import run_config_from_dict
+
+        cfg = run_config_from_dict(
             json.loads(ds.attrs["geogan_config"]), source=str(ensemble), overrides=list(overrides)
         )
     except KeyError:
@@ -96,6 +108,7 @@ def evaluate(
             {"geogan": members},
             valid,
             cfg.evaluate,
+            metrics=METRIC_SET,
             coarse=coarse,
             factor=factor if coarse is not None else None,
             nonnegative=nonneg,

@@ -10,34 +10,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from geogan.config import config_from_dict, load_config
 from geogan.config.schema import RunConfig
 from geogan.core.atomic import atomic_write_text, check_writable
-from geogan.core.checkpoint import load_checkpoint, load_module_tensors
 from geogan.core.distributed import select_device
 from geogan.core.errors import CheckpointError, ConfigError
-from geogan.core.modules import build_model
 from geogan.core.seeding import derive_seed
 from geogan.data.normalisation import Normalisation
 from geogan.data.units import same_units
 from geogan.inference import EnsembleWriter, TileSpec, generate_ensemble
+from geogan.inference.export import load_export as load_any_export
 from geogan.recipes.downscaling.build import EXPORT_FORMAT, is_nonnegative, load_data
 
 
 def load_export(path: str | Path) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
-    """Models (eval mode) and metadata of an export checkpoint; refuses other kinds."""
-    tensors, meta = load_checkpoint(path)
-    if meta.get("kind") != "export" or meta.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a downscaling export (kind={meta.get('kind')!r}); use <run>/model.safetensors "
-            "or checkpoints/export_*.safetensors"
-        )
-    models = {}
-    for name, spec in meta["models"].items():
-        model = build_model(spec)
-        load_module_tensors(name, model, tensors)
-        models[name] = model.eval().requires_grad_(False)
-    return models, meta
+    """Models (eval mode, CPU) and metadata of a recipe 1 export; refuses other checkpoints."""
+    return load_any_export(path, format_prefix=EXPORT_FORMAT)
 
 
 def check_data_matches(meta: dict[str, Any], data, path: str | Path) -> None:
@@ -83,9 +70,11 @@ def select_times(data, which: str) -> np.ndarray:
 def resolve_config(
     meta: dict[str, Any], path: str | Path, config_path: str | Path | None, overrides: list[str]
 ) -> RunConfig:
+    from geogan.recipes.config import load_run_config, run_config_from_dict
+
     if config_path is not None:
-        return load_config(config_path, overrides)
-    return config_from_dict(meta["config"], source=f"checkpoint {path}", overrides=overrides)
+        return load_run_config(config_path, overrides)
+    return run_config_from_dict(meta["config"], source=f"checkpoint {path}", overrides=overrides)
 
 
 def input_valid_highres(raw_input: np.ndarray, factor: int) -> np.ndarray:
@@ -169,18 +158,16 @@ def generate(
             time_seed = derive_seed(
                 base_seed, int(np.datetime64(data.times[t], "s").astype(np.int64))
             )
-            noise_fn = _vae_noise(encoder, field, device) if encoder is not None else None
-            ens = generate_ensemble(
+            ens = _member_ensemble(
                 generator,
-                {"input": field["input"], "constants": field["constants"]},
+                encoder,
+                field,
                 n_members,
                 time_seed,
-                spec=spec,
-                noise_channels=0 if encoder is not None else generator.noise_channels,
-                batch_size=gen.batch_size,
-                device=device,
-                precision=precision,
-                noise_fn=noise_fn,
+                spec,
+                gen.batch_size,
+                device,
+                precision,
             )
             phys = norm.inverse_stack(ens.numpy(), target_vars, channel_axis=-3).astype(np.float32)
             for c in nonneg_channels:
@@ -206,6 +193,44 @@ def generate(
     return summary
 
 
+def _member_ensemble(
+    generator, encoder, field, n_members, seed, spec, batch_size, device, precision
+):
+    """``[M, C_out, H, W]`` members (normalised) for one field: tiled, noise per member.
+
+    The generator is called as ``generator(input, constants | None, noise | None)``;
+    the noise is Gaussian ``[N, h, w]`` over the whole coarse domain (GAN), the VAE
+    latent sample (VAE-GAN), or absent (deterministic baseline).
+    """
+    use_consts = field["constants"].shape[0] > 0
+    noise = None
+    if encoder is None and generator.noise_channels > 0:
+        noise = {"noise": (generator.noise_channels, *field["input"].shape[1:])}
+    random = encoder is not None or noise is not None
+
+    def forward(batch):
+        return generator(
+            batch["input"],
+            batch["constants"] if use_consts else None,
+            batch["noise"] if random else None,
+        )
+
+    return generate_ensemble(
+        forward,
+        {"input": field["input"], "constants": field["constants"]},
+        n_members,
+        seed,
+        spec=spec,
+        lowres_keys=["input", "noise"] if random else ["input"],
+        highres_keys=["constants"],
+        noise=noise,
+        noise_fn=_vae_noise(encoder, field, device) if encoder is not None else None,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+    )
+
+
 def _vae_noise(encoder, field, device):
     """Latent noise for the VAE-GAN: z = mean + sigma * eps over the whole low-res domain."""
     x = field["input"][None].to(device)
@@ -213,10 +238,10 @@ def _vae_noise(encoder, field, device):
     with torch.no_grad():
         mean, logvar = encoder(x, c)
 
-    def noise_fn(member_seed: int, _field) -> torch.Tensor:
+    def noise_fn(member_seed: int, _field) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(member_seed)
         eps = torch.randn(mean.shape[1:], generator=g).to(device)
-        return (mean[0] + torch.exp(0.5 * logvar[0]) * eps).cpu()
+        return {"noise": (mean[0] + torch.exp(0.5 * logvar[0]) * eps).cpu()}
 
     return noise_fn
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geogan.config.schema import DataConfig
 from geogan.core.atomic import check_writable
 from geogan.core.errors import ConfigError, DataError
-from geogan.recipes.downscaling.data import DownscalingData
 from geogan.data.normalisation import Normalisation
 from geogan.data.patch_store import ZarrPatchDataset, write_patch_store
+from geogan.recipes.downscaling.config import DataConfig
+from geogan.recipes.downscaling.data import DownscalingData
 from geogan.recipes.downscaling.samples import PatchDataset
 
 __all__ = ["ZarrPatchDataset", "patch_store_attrs", "prepare"]

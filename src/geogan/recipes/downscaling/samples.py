@@ -17,9 +17,14 @@ import torch
 from torch.utils.data import Dataset
 
 from geogan.config.schema import AugmentConfig
-from geogan.recipes.downscaling.sampling import Augmentation, Candidates, ClassSampler, draw_augmentation
-from geogan.recipes.downscaling.store import FieldStore, valid_mask
 from geogan.data.transforms import Transforms
+from geogan.recipes.downscaling.sampling import (
+    Augmentation,
+    Candidates,
+    ClassSampler,
+    draw_augmentation,
+)
+from geogan.recipes.downscaling.store import FieldStore, valid_mask
 
 ITEM_KEYS = ("input", "target", "constants", "mask")
 

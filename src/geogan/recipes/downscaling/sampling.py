@@ -8,7 +8,7 @@ covering input pixel are valid) is at least ``min_valid_fraction``. The step is
 multiple of ``factor``, so every high-res patch covers exactly a ``P/f x P/f``
 block of input pixels.
 
-Classes (see :class:`~geogan.config.schema.SamplingConfig`): the *wet fraction*
+Classes (see :class:`~geogan.recipes.downscaling.config.SamplingConfig`): the *wet fraction*
 is the share of valid pixels where the wet variable exceeds ``wet_threshold``
 (physical units, e.g. mm/h); class ``k`` is the index of the first threshold it
 is strictly below (the last class: at or above the last threshold).
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geogan.config.schema import AugmentConfig, SamplingConfig
+from geogan.config.schema import AugmentConfig
 from geogan.core.errors import DataError
+from geogan.recipes.downscaling.config import SamplingConfig
 from geogan.recipes.downscaling.store import FieldStore
 
 
