@@ -12,12 +12,30 @@ from geogan.config.schema import AugmentConfig, VectorConfig
 from geogan.core.errors import ConfigError, DataError
 from geogan.data.augment import Augmentation, draw_augmentation
 
-try:  # recipe 1's original flip/rot90 augmentation (moved by the engine reshaping)
-    from geogan.recipes.downscaling.sampling import Augmentation as OldAugmentation
-    from geogan.recipes.downscaling.sampling import draw_augmentation as old_draw
-except ImportError:  # pragma: no cover - before the move
-    from geogan.data.patching import Augmentation as OldAugmentation
-    from geogan.data.patching import draw_augmentation as old_draw
+
+class OldAugmentation:
+    """Recipe 1's original flip/rot90 augmentation, kept here as the reference it must match."""
+
+    def __init__(self, flip_lr=False, flip_ud=False, k=0):
+        self.flip_lr, self.flip_ud, self.k = flip_lr, flip_ud, k
+
+    def apply(self, x):
+        if self.flip_lr:
+            x = x[..., :, ::-1]
+        if self.flip_ud:
+            x = x[..., ::-1, :]
+        if self.k:
+            x = np.rot90(x, self.k, axes=(-2, -1))
+        return np.ascontiguousarray(x)
+
+
+def old_draw(rng, cfg, square):
+    flips = rng.integers(0, 2, size=2)
+    k = int(rng.integers(0, 4))
+    return OldAugmentation(
+        bool(cfg.flip and flips[0]), bool(cfg.flip and flips[1]), k if (cfg.rot90 and square) else 0
+    )
+
 
 UV = VectorConfig(components=["u", "v"], axes=["x", "y"])
 UVW = VectorConfig(components=["u", "v", "w"], axes=["x", "y", "z"])

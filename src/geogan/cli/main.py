@@ -217,7 +217,7 @@ def evaluate(
         "Train, generate and evaluate a recipe on data shipped with the install; no network.\n"
         "The default recipe (downscaling) uses NASA Blue Marble imagery x4 and a land-sea mask.\n\n"
         "Examples:\n\n  geogan demo --out demo_run --minutes 7\n\n"
-        "  geogan demo --recipe example --out example_run"
+        "  geogan recipes   # which recipes have a demo: geogan demo --recipe NAME"
     )
 )
 def demo(

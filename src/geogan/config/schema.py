@@ -100,9 +100,13 @@ class EvaluateConfig(Section):
     pool_windows: list[tuple[PositiveInt, PositiveInt]] = Field(
         default_factory=lambda: [(4, 2), (16, 4)]
     )
-    baselines: list[Literal["bilinear", "bicubic", "lanczos"]] = Field(
-        default_factory=lambda: ["bilinear", "bicubic", "lanczos"]
-    )
+    baselines: list[
+        Literal["bilinear", "bicubic", "lanczos", "linear", "cubic", "trilinear", "tricubic"]
+    ] = Field(default_factory=lambda: ["bilinear", "bicubic", "lanczos"])
+    """Interpolation baselines: ``bilinear``/``bicubic`` (2D), ``trilinear``/``tricubic`` (3D),
+    ``linear``/``cubic``/``lanczos`` (any rank)."""
+    metrics: list[str | dict[str, dict]] | None = None
+    """Metric set by registry name (or ``{name: {kwargs}}``); null: the recipe's own set."""
     sample_times: PositiveInt = 2
     rank_precision: float | Literal["auto"] | None = "auto"
     """Quantum of the observations (e.g. 0.12 mm/h for KNMI radar): rank histograms are also

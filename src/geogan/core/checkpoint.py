@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 import geogan
 from geogan.core.atomic import atomic_path
 from geogan.core.errors import CheckpointError
+from geogan.core.modules import unwrap
 
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
@@ -334,16 +335,14 @@ def _load_legacy(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """``{prefix/param: tensor}`` for a module's state dict (DDP / compile unwrapped)."""
-    inner = getattr(module, "module", module)
-    inner = getattr(inner, "_orig_mod", inner)
+    inner = unwrap(module)
     return {f"{prefix}/{k}": v for k, v in inner.state_dict().items()}
 
 
 def load_module_tensors(
     prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]
 ) -> None:
-    inner = getattr(module, "module", module)
-    inner = getattr(inner, "_orig_mod", inner)
+    inner = unwrap(module)
     sd = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
     try:
         inner.load_state_dict(sd, strict=True)

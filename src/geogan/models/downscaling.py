@@ -37,6 +37,7 @@ from geogan.core.errors import ConfigError, DataError
 from geogan.core.modules import register_model
 from geogan.models._shapes import check_factors, check_tensor
 from geogan.nn import Downsample, ResidualBlock, Upsample, check_dims, conv_nd, total_factor
+from geogan.nn.resample import interpolate
 from geogan.nn.conv import Pad, PaddingModes, padding_modes
 
 ARCHS = {"normal": (False, 3), "forceconv": (True, 3), "forceconv-long": (True, 6)}
@@ -373,7 +374,8 @@ class DownscalingGenerator(nn.Module):
             raise ConfigError(
                 f"unknown output_activation {output_activation!r}; choose one of {OUTPUT_ACTIVATIONS}"
             )
-        padding_modes(padding_mode, dims)  # fail at construction, not at the first batch
+        # fail at construction, not at the first batch; circular axes are periodic throughout
+        self._periodic = tuple(m == "circular" for m in padding_modes(padding_mode, dims))
         block = functools.partial(
             _LeanResidualBlock,
             dims,
@@ -395,7 +397,7 @@ class DownscalingGenerator(nn.Module):
         widths = [2 * filters] * (len(factors) - 1) + [filters]
         stages = []
         for f, width in zip(factors, widths):
-            stages += [Upsample(dims, f, upsampling_mode), block(channels, width)]
+            stages += [Upsample(dims, f, upsampling_mode, self._periodic), block(channels, width)]
             channels = width
         self.upsampling = nn.Sequential(*stages)
 
@@ -467,12 +469,7 @@ class DownscalingGenerator(nn.Module):
             x = torch.cat([x, constants.to(x.dtype)], dim=1)
         y = self.output(self.high_res(x))
         if self.residual_input:
-            base = nn.functional.interpolate(
-                input[:, : self.out_channels],
-                scale_factor=self.factor,
-                mode=self._interp_mode,
-                align_corners=False,
-            )
+            base = self._interpolate(input[:, : self.out_channels], self.factor)
             y = y + base.to(y.dtype)
         if self.conserve_mean == "softmax":
             # the block softmax is the output activation: non-negative, zero where the input is
@@ -481,6 +478,14 @@ class DownscalingGenerator(nn.Module):
         if self.conserve_mean != "none":
             y = self._conserve(y, input[:, : self.out_channels])
         return y
+
+    def _interpolate(self, x: torch.Tensor, factor: int) -> torch.Tensor:
+        """Interpolation by ``factor`` on every axis, wrapping around periodic ones."""
+        if not any(self._periodic):  # bitwise as before for non-periodic models
+            return nn.functional.interpolate(
+                x, scale_factor=factor, mode=self._interp_mode, align_corners=False
+            )
+        return interpolate(x, (factor,) * self.dims, self._interp_mode, self._periodic)
 
     def _conserve(self, y: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         """Shift ``y [B, C, *(n*f)]`` so that each ``f``-block mean equals ``coarse [B, C, *n]``.
@@ -522,9 +527,7 @@ class DownscalingGenerator(nn.Module):
             return y + blocks(error)
 
         def interp(x: torch.Tensor) -> torch.Tensor:
-            return nn.functional.interpolate(
-                x, scale_factor=f, mode=self._interp_mode, align_corners=False
-            )
+            return self._interpolate(x, f)
 
         offsets = error
         for _ in range(SMOOTH_ITERATIONS):

@@ -34,18 +34,58 @@ def _check_input(x: torch.Tensor, dims: int, who: str) -> None:
         )
 
 
+def interpolate(
+    x: torch.Tensor,
+    factor: Sequence[int],
+    mode: str,
+    periodic: Sequence[bool] = (),
+) -> torch.Tensor:
+    """``[B, C, *n] -> [B, C, *(n * factor)]`` with torch's ``mode`` (``nearest``, ``bilinear``,
+    ``trilinear``; ``align_corners=False``), wrapping around the axes marked ``periodic``.
+
+    On a periodic axis the field is padded by one coarse pixel from the opposite edge before
+    interpolating and the extra fine pixels are cut off again, so the result is exactly what
+    interpolation on the circle gives (torch alone clamps at the edges). Other axes, and
+    ``nearest``, are left to torch unchanged.
+    """
+    wrap = [bool(p) for p in periodic] + [False] * (len(factor) - len(periodic))
+    if mode == "nearest" or not any(wrap):
+        size = [n * f for n, f in zip(x.shape[2:], factor)]
+        align = None if mode == "nearest" else False
+        return F.interpolate(x, size=size, mode=mode, align_corners=align)
+    for axis, w in enumerate(wrap):
+        if w:
+            dim = 2 + axis
+            x = torch.cat([x.narrow(dim, x.shape[dim] - 1, 1), x, x.narrow(dim, 0, 1)], dim)
+    size = [n * f for n, f in zip(x.shape[2:], factor)]
+    y = F.interpolate(x, size=size, mode=mode, align_corners=False)
+    for axis, (w, f) in enumerate(zip(wrap, factor)):
+        if w:
+            dim = 2 + axis
+            y = y.narrow(dim, f, y.shape[dim] - 2 * f)
+    return y
+
+
 class Upsample(nn.Module):
     """``[B, C, *n] -> [B, C, *(n * factor)]`` by nearest or (bi/tri)linear interpolation.
 
     ``mode="bilinear"`` (or its alias ``"linear"``) means bilinear in 2D and
     trilinear in 3D; ``align_corners=False`` so that each coarse pixel's value
-    sits at the centre of the fine pixels it covers.
+    sits at the centre of the fine pixels it covers. ``periodic`` (one flag per spatial
+    axis) wraps the interpolation around those axes (see :func:`interpolate`).
     """
 
-    def __init__(self, dims: int, factor: int | Sequence[int], mode: str = "nearest") -> None:
+    def __init__(
+        self,
+        dims: int,
+        factor: int | Sequence[int],
+        mode: str = "nearest",
+        periodic: Sequence[bool] = (),
+    ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
         self.factor = _factors(factor, dims)
+        self.periodic = tuple(bool(p) for p in periodic)
         if mode not in UPSAMPLE_MODES:
             raise ConfigError(f"unknown upsampling mode {mode!r}; choose one of {UPSAMPLE_MODES}")
         self.mode = mode
@@ -61,10 +101,8 @@ class Upsample(nn.Module):
         _check_input(x, self.dims, "Upsample")
         if all(f == 1 for f in self.factor):
             return x
-        # An explicit size avoids float rounding of scale_factor.
-        size = [n * f for n, f in zip(x.shape[2:], self.factor)]
-        align = None if self._torch_mode == "nearest" else False
-        return F.interpolate(x, size=size, mode=self._torch_mode, align_corners=align)
+        # An explicit size (inside interpolate) avoids float rounding of scale_factor.
+        return interpolate(x, self.factor, self._torch_mode, self.periodic)
 
 
 class Downsample(nn.Module):

@@ -3,10 +3,10 @@
 A recipe is a package ``geogan/recipes/<name>/`` (or any importable package named by a
 ``geogan.recipes`` entry point) whose ``__init__`` registers a :class:`Recipe` subclass::
 
-    @RECIPES.register("example")
-    class ExampleRecipe(Recipe):
-        name = "example"
-        config_schema = ExampleConfig          # a RunConfig subclass: its own sections
+    @RECIPES.register("myrecipe")
+    class MyRecipe(Recipe):
+        name = "myrecipe"
+        config_schema = MyConfig               # a RunConfig subclass: its own sections
         def build_training(self, cfg, *, device, run_dir, dist_info): ...
         def generate(self, checkpoint, **options): ...
         def evaluate(self, ensemble, **options): ...

@@ -365,6 +365,13 @@ class Trainer:
             log.info("step %d: stage %r begins", self.step, stage.name)
         self._stage = stage
 
+    def _restore_requires_grad(self) -> None:
+        """Undo a stage's freezing (the models outlive the Trainer, e.g. in a notebook)."""
+        for name, m in self.models.items():
+            for p, flag in zip(m.parameters(), self._initial_requires_grad[name]):
+                p.requires_grad_(flag)
+        self._stage = None
+
     def _apply_learning_rates(self, stage: Stage) -> None:
         sched = lr_factor(self.cfg.lr_schedule, self.step, self.steps)
         for o in self.optimizers.values():
@@ -867,6 +874,7 @@ class Trainer:
                         break
             self.save()
         finally:
+            self._restore_requires_grad()
             self.tracker.close()
         elapsed = time.perf_counter() - t0
         return {

@@ -108,7 +108,7 @@ def evaluate(
             {"geogan": members},
             valid,
             cfg.evaluate,
-            metrics=METRIC_SET,
+            metrics=cfg.evaluate.metrics or METRIC_SET,
             coarse=coarse,
             factor=factor if coarse is not None else None,
             nonnegative=nonneg,

@@ -17,13 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from geogan.config.schema import AugmentConfig
+from geogan.data.augment import Augmentation, draw_augmentation
 from geogan.data.transforms import Transforms
-from geogan.recipes.downscaling.sampling import (
-    Augmentation,
-    Candidates,
-    ClassSampler,
-    draw_augmentation,
-)
+from geogan.recipes.downscaling.sampling import Candidates, ClassSampler
 from geogan.recipes.downscaling.store import FieldStore, valid_mask
 
 ITEM_KEYS = ("input", "target", "constants", "mask")
@@ -48,6 +44,7 @@ def assemble(
     width: int,
     normalisation: Transforms | None,
     augmentation: Augmentation | None = None,
+    augment: AugmentConfig | None = None,
 ) -> dict[str, np.ndarray]:
     """Cut one aligned sample from ``store`` as float32 NumPy arrays.
 
@@ -56,7 +53,9 @@ def assemble(
             ``store.factor``; ``height``/``width``: high-res size, multiples of ``store.factor``.
         normalisation: when given, fields are normalised and non-finite values set to 0;
             when None, fields stay in physical units with NaN where missing.
-        augmentation: flips/rotation applied identically to every array.
+        augmentation: flips/rotation/rolls applied identically to every array; channels
+            named as vector components in ``augment.vectors`` (e.g. u/v wind) transform as
+            vectors (a flip negates the component along the flipped axis).
 
     Returns:
         The item dict (module docstring) as NumPy arrays.
@@ -76,8 +75,35 @@ def assemble(
         constants = _finite_or_zero(normalisation.forward_stack(constants, variables.constants, 0))
     item = {"input": inputs, "target": target, "constants": constants, "mask": mask}
     if augmentation is not None:
-        item = {k: augmentation.apply(v) for k, v in item.items()}
+        vectors = augment.vectors if augment is not None else ()
+        names = {
+            "input": variables.input,
+            "target": variables.target,
+            "constants": variables.constants,
+            "mask": ["mask"],
+        }
+        item = {
+            k: augmentation.apply(v, names[k], _present(vectors, names[k])) for k, v in item.items()
+        }
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in item.items()}
+
+
+def _present(vectors, channels: list[str]) -> list:
+    """The vectors whose components are all among ``channels`` (an input may hold u and v
+    while the truth holds only rain); a vector split across arrays is a config mistake."""
+    out = []
+    for v in vectors:
+        have = [c in channels for c in v.components]
+        if all(have):
+            out.append(v)
+        elif any(have):
+            from geogan.core.errors import ConfigError
+
+            raise ConfigError(
+                f"data.augment.vectors: components {v.components} must all be in one of the "
+                f"input, target or constant variables; {channels} holds only some of them"
+            )
+    return out
 
 
 def _finite_or_zero(x: np.ndarray) -> np.ndarray:
@@ -147,7 +173,8 @@ class PatchDataset(Dataset):
         """The draw behind item ``i`` (class, candidate, augmentation)."""
         rng = np.random.default_rng([self.seed % 2**64, int(i) % 2**64])
         cls, j = self.sampler.draw(rng)
-        aug = draw_augmentation(rng, self.augment, square=True)  # patches are P x P
+        p = self.patch_size  # patches are P x P; rolls stay on coarse-pixel boundaries
+        aug = draw_augmentation(rng, self.augment, (p, p), roll_multiple=self.factor)
         c = self.candidates
         return PatchLocation(int(c.times[j]), int(c.rows[j]), int(c.cols[j]), cls, aug)
 
@@ -165,6 +192,7 @@ class PatchDataset(Dataset):
             p,
             self.normalisation if normalise else None,
             loc.augmentation,
+            self.augment,
         )
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Class-balanced patch sampling by wet fraction, and flip/rot90 augmentation.
+"""Class-balanced patch sampling by wet fraction (augmentation: :mod:`geogan.data.augment`).
 
 Candidates: for every training time and every top-left corner ``(row, col)`` on
 a grid of step ``stride`` (high-res pixels), a ``P x P`` patch is a candidate
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geogan.config.schema import AugmentConfig
 from geogan.core.errors import DataError
 from geogan.recipes.downscaling.config import SamplingConfig
 from geogan.recipes.downscaling.store import FieldStore
@@ -167,33 +166,3 @@ class ClassSampler:
         k = int(rng.choice(self.probabilities.size, p=self.probabilities))
         members = self.members[k]
         return k, int(members[rng.integers(members.size)])
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Flip left-right, then up-down, then rotate by ``k`` quarter turns (counter-clockwise) in the last two axes."""
-
-    flip_lr: bool = False
-    flip_ud: bool = False
-    k: int = 0
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """``[..., H, W]`` -> augmented copy (``[..., W, H]`` for odd ``k``; square patches only rotate)."""
-        if self.flip_lr:
-            x = x[..., :, ::-1]
-        if self.flip_ud:
-            x = x[..., ::-1, :]
-        if self.k:
-            x = np.rot90(x, self.k, axes=(-2, -1))
-        return np.ascontiguousarray(x)
-
-
-def draw_augmentation(rng: np.random.Generator, cfg: AugmentConfig, square: bool) -> Augmentation:
-    """A random augmentation; the same number of draws whatever ``cfg``, so toggling it keeps the other draws."""
-    flips = rng.integers(0, 2, size=2)
-    k = int(rng.integers(0, 4))
-    return Augmentation(
-        flip_lr=bool(cfg.flip and flips[0]),
-        flip_ud=bool(cfg.flip and flips[1]),
-        k=k if (cfg.rot90 and square) else 0,
-    )
