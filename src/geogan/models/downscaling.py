@@ -37,8 +37,8 @@ from geogan.core.errors import ConfigError, DataError
 from geogan.core.modules import register_model
 from geogan.models._shapes import check_factors, check_tensor
 from geogan.nn import Downsample, ResidualBlock, Upsample, check_dims, conv_nd, total_factor
-from geogan.nn.resample import interpolate
 from geogan.nn.conv import Pad, PaddingModes, padding_modes
+from geogan.nn.resample import interpolate
 
 ARCHS = {"normal": (False, 3), "forceconv": (True, 3), "forceconv-long": (True, 6)}
 """arch -> (1x1 convolution on every skip, residual blocks before upsampling)."""

@@ -9,12 +9,12 @@ from scipy.stats import chisquare
 
 from geogan.config.schema import AugmentConfig
 from geogan.core.errors import DataError
+from geogan.data.augment import Augmentation
 from geogan.data.grids import coarsen
 from geogan.data.normalisation import Normalisation
 from geogan.recipes.downscaling.config import SamplingConfig
 from geogan.recipes.downscaling.data import DownscalingData
 from geogan.recipes.downscaling.samples import PatchDataset, Variables
-from geogan.data.augment import Augmentation
 from geogan.recipes.downscaling.sampling import (
     assign_classes,
     build_candidates,
