@@ -1,22 +1,15 @@
 """Helpers for the reliability tests (issue 4); not a test module.
 
-``tests/cli/conftest.py`` builds the CLI's tiny radar-like data set and config;
-conftest modules are not importable by name, so it is loaded from its file here.
+The CLI's tiny radar-like data set and config come from ``tests/tiny_data.py``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import tiny_data as cli_data
 import torch
 import yaml
-
-_spec = importlib.util.spec_from_file_location(
-    "geogan_tests_cli_data", Path(__file__).parent.parent / "cli" / "conftest.py"
-)
-cli_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli_data)
 
 
 def write_config(cfg: dict, path: Path) -> Path:

@@ -18,12 +18,39 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+NonfinitePolicy = Literal["refuse", "mask"]
+NegativePolicy = Literal["refuse", "clip", "allow"]
+
+
 class SourceConfig(Section):
-    """One NetCDF/Zarr/GRIB source and the variables read from it."""
+    """One NetCDF/Zarr/GRIB source and the variables read from it.
+
+    ``rename``: file name -> name used by geogan (``{rain: precip}`` lets a model trained on
+    ``precip`` read a file that calls it ``rain``); ``variables`` use the new names.
+    ``units``: the units geogan expects per variable (``{precip: mm h-1}``): data in other
+    but convertible units are converted (``mm/hr``, ``m s-1``; for precipitation also water
+    mass fluxes such as ``kg m-2 s-1``), incompatible units are refused. ``on_nonfinite``
+    (one policy, or one per variable): ``+-inf`` values are refused (default) or, with
+    ``mask``, treated as missing like NaN; either way they are counted and reported.
+    ``on_negative``: negative values of a quantity that cannot be negative (precipitation)
+    are clipped to 0 (default), refused, or allowed; counted and reported.
+    """
 
     path: str | None = None
     variables: list[str] = Field(default_factory=list)
     time_dim: str = "time"
+    rename: dict[str, str] = Field(default_factory=dict)
+    units: dict[str, str] = Field(default_factory=dict)
+    on_nonfinite: NonfinitePolicy | dict[str, NonfinitePolicy] = "refuse"
+    on_negative: NegativePolicy | dict[str, NegativePolicy] = "clip"
+
+    def nonfinite_policy(self, var: str) -> str:
+        p = self.on_nonfinite
+        return p.get(var, "refuse") if isinstance(p, dict) else p
+
+    def negative_policy(self, var: str) -> str:
+        p = self.on_negative
+        return p.get(var, "clip") if isinstance(p, dict) else p
 
 
 class TransformConfig(Section):

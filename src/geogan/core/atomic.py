@@ -85,6 +85,31 @@ def write_failure(exc: BaseException, path: str | os.PathLike) -> OutputWriteErr
     return OutputWriteError(f"{what} while writing {path}; {fix}")
 
 
+def output_error(exc: BaseException, path: str | os.PathLike) -> BaseException:
+    """What to raise when writing ``path`` failed with ``exc``: the :func:`write_failure` line
+    for a refused write, else, for the I/O errors native writers raise (netCDF/HDF5's
+    ``RuntimeError: NetCDF: HDF error``, an ``OSError`` of any errno, zarr/numcodecs errors),
+    one :class:`OutputWriteError` line naming the file; anything else (a bug) unchanged."""
+    failure = write_failure(exc, path)
+    if failure is not None:
+        return failure
+    if isinstance(exc, GeoganError):
+        return exc
+    if isinstance(exc, (OSError, RuntimeError)) or type(exc).__module__.split(".")[0] in (
+        "netCDF4",
+        "h5py",
+        "zarr",
+        "numcodecs",
+        "safetensors",
+    ):
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return OutputWriteError(
+            f"could not write {path} ({reason}); nothing was written there and an older file of "
+            "that name is untouched; check the disk, the file size limit (ulimit -f) and the path"
+        )
+    return exc
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an existing ``path`` unless ``overwrite``; create its parent folder."""
     path = Path(path)

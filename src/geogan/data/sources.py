@@ -21,15 +21,21 @@ each takes a path and returns the raw Dataset.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from geogan.config.schema import SourceConfig
 from geogan.core.errors import DataError
 from geogan.core.registry import READERS, closest
+
+log = logging.getLogger(__name__)
 
 NETCDF_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
 GRIB_SIGNATURE = b"GRIB"
@@ -174,6 +180,7 @@ def open_source(
     role: str | None = None,
     require_time: bool = True,
     opened: dict[Path, xr.Dataset] | None = None,
+    rename: dict[str, str] | None = None,
 ) -> xr.Dataset:
     """Open ``variables`` of a NetCDF/Zarr/GRIB source in the common layout (module docstring).
 
@@ -184,6 +191,7 @@ def open_source(
         role: config section the source comes from (``truth``, ``input``, ``constants``),
             used only to point error messages at the right key.
         require_time: fields need a time dim; constants (``False``) must not vary in time.
+        rename: file variable name -> the name ``variables`` use (``{"rain": "precip"}``).
         opened: files already opened, by resolved path: a file named again is not opened a
             second time and a new one is added. The caller then closes them (not the result).
             One handle per file also avoids a netCDF-C crash on files opened twice at once
@@ -202,12 +210,18 @@ def open_source(
         if key not in opened:
             opened[key] = reader_for(path)(path)
         return normalise_dataset(
-            opened[key], variables, time_dim, role=role, path=path, require_time=require_time
+            opened[key],
+            variables,
+            time_dim,
+            role=role,
+            path=path,
+            require_time=require_time,
+            rename=rename,
         )
     ds = reader_for(path)(path)
     try:
         result = normalise_dataset(
-            ds, variables, time_dim, role=role, path=path, require_time=require_time
+            ds, variables, time_dim, role=role, path=path, require_time=require_time, rename=rename
         )
     except BaseException:
         ds.close()
@@ -224,13 +238,23 @@ def normalise_dataset(
     role: str | None = None,
     path: str | os.PathLike = "the dataset",
     require_time: bool = True,
+    rename: dict[str, str] | None = None,
 ) -> xr.Dataset:
     """Select ``variables`` of an opened Dataset and bring them to the common layout (module docstring).
 
     Idempotent with ``time_dim="time"``: a Dataset already in the layout comes back
-    unchanged. ``path`` only names the source in error messages.
+    unchanged. ``path`` only names the source in error messages. ``rename`` maps names in
+    the file to the names ``variables`` use.
     """
     variables = list(variables)
+    if rename:
+        missing = [old for old in rename if old not in ds.data_vars]
+        if missing and not all(rename[old] in ds.data_vars for old in missing):
+            raise DataError(
+                f"{_hint(role, 'rename')}: {path} has no variable {missing[0]!r} to rename "
+                f"(available: {', '.join(map(str, ds.data_vars))})"
+            )
+        ds = ds.rename({old: new for old, new in rename.items() if old in ds.data_vars})
     if not variables:
         raise DataError(f"no variables selected from {path}; {_hint(role, 'variables')}")
     available = [str(v) for v in ds.data_vars]
@@ -354,11 +378,16 @@ def spatial_dims(obj: xr.Dataset | xr.DataArray) -> tuple[str, str]:
 
 
 def load_values(
-    da: xr.DataArray, path: str | os.PathLike, out: np.ndarray | None = None
+    da: xr.DataArray,
+    path: str | os.PathLike,
+    out: np.ndarray | None = None,
+    policy: ValuePolicy | None = None,
 ) -> np.ndarray:
     """Read ``da`` into a float32 array (into ``out`` when given), as a DataError if the read fails.
 
     A truncated file can open (its header is intact) and fail only when the data are read.
+    ``policy`` converts units and applies the rules for non-finite and negative values
+    (:class:`ValuePolicy`) to what was read.
     """
     try:
         values = da.values
@@ -367,6 +396,120 @@ def load_values(
             f"could not read {da.name!r} from {path} ({_short(exc)}); the file may be corrupt or truncated"
         ) from None
     if out is None:
-        return np.asarray(values, dtype=np.float32)
-    out[...] = values
+        out = np.asarray(values, dtype=np.float32)
+        if out is values:
+            out = out.copy()  # never modify the source's own array
+    else:
+        out[...] = values
+    if policy is not None:
+        policy.apply(out, path)
     return out
+
+
+@dataclass
+class ValuePolicy:
+    """What happens to one variable's values as they are read.
+
+    ``convert``: unit conversion (in place of float32 values); ``nonfinite``: ``+-inf`` is
+    ``refuse``d (a :class:`DataError` naming the variable, the file and the count) or
+    ``mask``ed (set to NaN, i.e. missing); ``negative`` (only for quantities that cannot be
+    negative): ``clip`` to 0, ``refuse``, or ``allow``. ``counts`` adds up what was masked or
+    clipped, for the summaries (``prepare``, training logs).
+    """
+
+    name: str
+    role: str = "truth"
+    convert: Callable[[np.ndarray], np.ndarray] | None = None
+    nonfinite: str = "refuse"
+    negative: str = "allow"
+    counts: dict[str, int] = field(default_factory=lambda: {"nonfinite": 0, "negative": 0})
+
+    def apply(self, values: np.ndarray, path: str | os.PathLike) -> None:
+        """Apply the rules to ``values`` (float32, modified in place)."""
+        if self.convert is not None:
+            values[...] = self.convert(values)
+        infinite = np.isinf(values)
+        n_inf = int(infinite.sum())
+        if n_inf:
+            if self.nonfinite == "refuse":
+                raise DataError(
+                    f"{path}: variable {self.name!r} has {n_inf} infinite values; fix the file, or "
+                    f"set data.{self.role}.on_nonfinite: mask to treat them as missing"
+                )
+            values[infinite] = np.nan
+            self.counts["nonfinite"] += n_inf
+        if self.negative != "allow":
+            with np.errstate(invalid="ignore"):
+                negative = values < 0
+            n_neg = int(negative.sum())
+            if n_neg:
+                if self.negative == "refuse":
+                    raise DataError(
+                        f"{path}: variable {self.name!r} cannot be negative but has {n_neg} "
+                        f"negative values (min {float(np.nanmin(values)):.4g}); fix the file, or set "
+                        f"data.{self.role}.on_negative: clip (to 0) or allow"
+                    )
+                values[negative] = 0.0
+                self.counts["negative"] += n_neg
+
+
+def value_policy(
+    source: SourceConfig, var: str, attrs: dict, role: str, path: str | os.PathLike
+) -> tuple[ValuePolicy, str]:
+    """The :class:`ValuePolicy` of variable ``var`` of a source, and its units after conversion.
+
+    Units come from the file's ``units`` attribute; when the config expects other units
+    (``source.units[var]``) convertible ones are converted (precipitation also from water
+    mass fluxes) and incompatible ones refused. Missing or unknown units are used as they
+    are, with a warning that names the variable.
+    """
+    from geogan.data.units import (
+        converter,
+        convertible,
+        describe,
+        is_nonnegative_quantity,
+        parse_units,
+    )
+
+    have = str(attrs.get("units", "") or "").strip()
+    want = source.units.get(var)
+    convert = None
+    units = have
+    if want is not None:
+        water = is_nonnegative_quantity(want, attrs.get("standard_name"))
+        if parse_units(have) is None:
+            log.warning(
+                "%s: variable %r has %s units; assuming the expected %r (data.%s.units)",
+                path,
+                var,
+                "no" if not have else f"unknown ({have!r})",
+                want,
+                role,
+            )
+        elif convertible(have, want, water=water) is False:
+            raise DataError(
+                f"{path}: variable {var!r} is in {describe(have)}, which cannot be converted to "
+                f"the expected {describe(want)} (data.{role}.units); check the variable or the file"
+            )
+        elif parse_units(have) != parse_units(want):
+            convert = converter(have, want, water=water, name=f"{path}: {var!r}")
+            log.info("%s: converting %r from %r to %r", path, var, have, want)
+        units = want
+    elif parse_units(have) is None:
+        log.warning(
+            "%s: variable %r has %s units; its values are used as they are (set data.%s.units "
+            "to declare them)",
+            path,
+            var,
+            "no" if not have else f"unknown ({have!r})",
+            role,
+        )
+    nonneg = is_nonnegative_quantity(units, attrs.get("standard_name"))
+    policy = ValuePolicy(
+        name=var,
+        role=role,
+        convert=convert,
+        nonfinite=source.nonfinite_policy(var),
+        negative=source.negative_policy(var) if nonneg else "allow",
+    )
+    return policy, units

@@ -30,7 +30,7 @@ from geogan.evaluation.distributions import prepare_reference
 from geogan.evaluation.metrics import (
     StreamingMetric,
     check_dims,
-    detect_precision,
+    explain_precision,
     prepare,
     spatial_names,
 )
@@ -236,6 +236,7 @@ class Evaluator:
         self._precision_pending = any(
             metric.auto_precision for ms in self.metrics.values() for metric in ms
         )
+        self.precision_note: str | None = None  # why "auto" found (or did not find) a quantum
         self.needs_reference = any(
             metric.reference_ensemble for ms in self.metrics.values() for metric in ms
         )
@@ -279,7 +280,8 @@ class Evaluator:
         if valid is None:
             valid = np.isfinite(truth)
         if self._precision_pending:
-            self._set_precision(detect_precision(truth[np.asarray(valid, dtype=bool)]))
+            q, self.precision_note = explain_precision(truth[np.asarray(valid, dtype=bool)])
+            self._set_precision(q)
         for name, fc in forecasts.items():
             t, f, v = prepare(truth, fc, valid, dims=self.dims)  # one check per method
             r = None
@@ -324,6 +326,7 @@ class Evaluator:
             "methods": methods,
             "curves": curves,
             "truth": truth_curves,
+            "rank_precision_note": self.precision_note,
         }
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "StreamingMetric",
     "crps_ensemble",
     "detect_precision",
+    "explain_precision",
     "log_spectral_distance",
     "neighbourhood_fractions",
     "power_spectra",
@@ -422,25 +423,39 @@ def detect_precision(values: np.ndarray, *, max_values: int = 2_000_000) -> floa
     the data have at least 100 positive values, far fewer distinct values than
     values. Continuous data (model output, reflectance) give None.
     """
+    return explain_precision(values, max_values=max_values)[0]
+
+
+def explain_precision(
+    values: np.ndarray, *, max_values: int = 2_000_000
+) -> tuple[float | None, str]:
+    """:func:`detect_precision` with the reason: ``(q, "detected: ...")`` or ``(None, why not)``."""
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v) & (v >= 0)][:max_values]
     positive = int((v > 0).sum())
     if positive < 100:
-        return None
+        return None, f"not detected: only {positive} positive values (at least 100 needed)"
     distinct = np.unique(np.concatenate([[0.0], v]))
     if distinct.size > 0.25 * positive:
-        return None
+        return None, (
+            f"not detected: {distinct.size} distinct values among {positive} positive ones "
+            "(continuous data, not multiples of a quantum)"
+        )
     q = float(np.diff(distinct).min())
     if not q > 0:
-        return None
+        return None, "not detected: no gap between distinct values"
     # refine by least squares over all multiples: float32 storage makes single gaps off by
     # an ulp, which would grow to a visible error at hundreds of multiples
     k = np.rint(distinct / q)
     q = float((k * distinct).sum() / (k * k).sum())
     ratio = distinct / q
-    if float(np.abs(ratio - np.rint(ratio)).max()) > 0.01:
-        return None
-    return q
+    worst = float(np.abs(ratio - np.rint(ratio)).max())
+    if worst > 0.01:
+        return None, (
+            f"not detected: values are not all multiples of the smallest gap {q:.4g} "
+            f"(worst off by {worst:.2f} of it)"
+        )
+    return q, f"detected: every value is a multiple of {q:.4g}"
 
 
 @METRICS.register("rank_histogram")

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 import geogan
-from geogan.core.atomic import atomic_path, check_writable, write_failure
+from geogan.core.atomic import atomic_path, check_writable, output_error
 from geogan.core.errors import DataError
 
 __all__ = ["EnsembleWriter", "ensemble_to_dataset", "spatial_dims", "write_dataset"]
@@ -216,7 +216,12 @@ def _time_encoding(time: xr.Variable) -> dict[str, Any]:
     Fixed from the full time axis so that a file written one time at a time (whose
     time axis starts empty) is encoded exactly like one written at once.
     """
-    if time.dtype.kind not in "mM" or time.size == 0:
+    if time.size == 0:
+        return {}
+    # datetime64, or cftime dates of a non-standard calendar (noleap, 360_day, ...), which
+    # keep their calendar: encoded with it, never converted to the standard calendar
+    is_cftime = time.dtype == object and hasattr(np.asarray(time.values).flat[0], "calendar")
+    if time.dtype.kind not in "mM" and not is_cftime:
         return {}
     encoded = xr.conventions.encode_cf_variable(time.to_base_variable(), name="time")
     enc: dict[str, Any] = {"units": encoded.attrs["units"], "dtype": encoded.dtype}
@@ -275,6 +280,14 @@ def _write(
     time: xr.Variable | None = None,
 ) -> Any:
     encoding = _encoding(ds, fmt, time)
+    t_enc = encoding.get("time") or {}
+    if "time" in ds.coords and ds.sizes.get("time") == 0 and ds["time"].dtype == object and t_enc:
+        # an empty cftime axis carries no dates for xarray to encode: write it pre-encoded
+        encoding.pop("time")
+        attrs = {**ds["time"].attrs, "units": t_enc["units"]}
+        if "calendar" in t_enc:
+            attrs["calendar"] = t_enc["calendar"]
+        ds = ds.assign_coords(time=xr.Variable("time", np.zeros(0, t_enc["dtype"]), attrs))
     if fmt == "netcdf":
         # An unlimited time axis lets the streaming writer grow the file one time at a
         # time without preallocating (and compressing) placeholder chunks.
@@ -302,8 +315,11 @@ def write_dataset(
     """
     fmt = _check_format(format)
     path = check_writable(path, overwrite)
-    with atomic_path(path, is_dir=fmt == "zarr") as tmp:
-        _write(ds, tmp, fmt)
+    try:
+        with atomic_path(path, is_dir=fmt == "zarr") as tmp:
+            _write(ds, tmp, fmt)
+    except Exception as exc:
+        raise output_error(exc, path) from None
     return path
 
 
@@ -452,9 +468,9 @@ class EnsembleWriter:
 
     def _fail(self, exc: Exception) -> Exception:
         """Abort after a failed write; returns what to raise (an OutputWriteError for a full disk)."""
-        failure = write_failure(exc, self.path)  # before the temporary file is removed
+        failure = output_error(exc, self.path)  # before the temporary file is removed
         self._abort()
-        return failure if failure is not None else exc
+        return failure
 
     def _abort(self) -> None:
         """Drop the temporary file; nothing appears at ``path``."""

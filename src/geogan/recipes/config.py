@@ -23,6 +23,7 @@ from geogan.recipes import all_recipes, get_recipe, load_recipes
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "absolute_paths",
     "expand_sweep",
     "load_run_config",
     "preset_dirs",
@@ -86,3 +87,33 @@ def expand_sweep(path: str | os.PathLike) -> list:
     return expand_experiment(
         path, resolver=lambda defaults, dotted: load_run_config(defaults, dotted)
     )
+
+
+def _is_path_key(key: str) -> bool:
+    return key == "path" or key.endswith(("_path", "_store", "_file", "_dir"))
+
+
+def absolute_paths(cfg: RunConfig, base: str | os.PathLike | None = None) -> RunConfig:
+    """``cfg`` with every relative file path made absolute (against ``base``, default the
+    working directory), so that a run's saved config and its exports do not depend on the
+    folder they are used from. Path fields are ``path``, ``*_path``, ``*_store``, ``*_file``
+    and ``*_dir`` keys, wherever they are (data sources, statistics, patch stores,
+    ``init_from``); URLs (``s3://...``) are left as they are."""
+    root = Path(base or os.getcwd())
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if isinstance(k, str) and _is_path_key(k) and isinstance(v, str) and v:
+                    if "://" not in v and not Path(v).expanduser().is_absolute():
+                        v = str((root / Path(v).expanduser()).resolve())
+                    out[k] = v
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return type(cfg).model_validate(walk(cfg.model_dump(mode="json")))

@@ -46,7 +46,14 @@ def train_from_config(
     progress: bool = True,
     command: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Build the recipe's training setup and run the Trainer; returns the summary (also saved as JSON)."""
+    """Build the recipe's training setup and run the Trainer; returns the summary (also saved as JSON).
+
+    Relative data paths are made absolute first: the saved config and every export then
+    work from any folder.
+    """
+    from geogan.recipes.config import absolute_paths
+
+    cfg = absolute_paths(cfg)
     device = select_device(cfg.device)
     dist_info = init_distributed(device)
     seed_everything(derive_seed(cfg.seed, dist_info.rank))

@@ -9,6 +9,7 @@ import torch
 
 from geogan.core.errors import ConfigError
 from geogan.data.normalisation import Normalisation
+from geogan.data.units import is_nonnegative_quantity
 from geogan.models.downscaling import DownscalingCritic, DownscalingEncoder, DownscalingGenerator
 from geogan.recipes.downscaling.config import DownscalingConfig
 from geogan.recipes.downscaling.data import DownscalingData
@@ -18,14 +19,11 @@ from geogan.training.phases import TrainingSetup
 
 EXPORT_FORMAT = "downscaling/1"
 
-#: units of quantities that cannot be negative (rain rates and amounts): generated
-#: members are clipped at 0 after the inverse transform, baselines likewise in evaluate
-NONNEGATIVE_UNITS = frozenset({"mm/h", "mm h-1", "mm", "kg m-2", "kg m-2 s-1", "mm hr-1"})
 
-
-def is_nonnegative(units: str | None) -> bool:
-    """Whether a variable with these units is non-negative (precipitation)."""
-    return (units or "").strip() in NONNEGATIVE_UNITS
+def is_nonnegative(units: str | None, standard_name: str | None = None) -> bool:
+    """Whether a variable cannot be negative (precipitation): generated members and the
+    interpolation baselines are clipped at 0 (see :func:`geogan.data.units.is_nonnegative_quantity`)."""
+    return is_nonnegative_quantity(units, standard_name)
 
 
 def factorise(factor: int) -> list[int]:

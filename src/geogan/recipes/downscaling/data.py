@@ -55,11 +55,13 @@ from geogan.data.grids import (
 )
 from geogan.data.normalisation import Normalisation
 from geogan.data.sources import (
+    ValuePolicy,
     describe_times,
     load_values,
     normalise_dataset,
     open_source,
     spatial_dims,
+    value_policy,
 )
 from geogan.data.splits import split_times
 from geogan.data.units import same_units
@@ -111,6 +113,7 @@ class DownscalingData:
         var_attrs: dict[str, dict],
         template: xr.Dataset,
         normalisation: Normalisation | None = None,
+        policies: dict[str, ValuePolicy] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -128,6 +131,7 @@ class DownscalingData:
                 "or use data.split.group_by: all"
             )
         self.normalisation = normalisation
+        self.policies = policies or {}
         self.build_seconds = 0.0  # wall time of from_config/from_datasets
         if normalisation is not None:
             normalisation.check_compatible(self.all_vars, cfg.transforms)
@@ -165,12 +169,22 @@ class DownscalingData:
         opened: dict[Path, xr.Dataset] = {}  # one handle per file, even if named twice
         try:
             truth = open_source(
-                truth_path, cfg.truth.variables, cfg.truth.time_dim, role="truth", opened=opened
+                truth_path,
+                cfg.truth.variables,
+                cfg.truth.time_dim,
+                role="truth",
+                opened=opened,
+                rename=cfg.truth.rename,
             )
             inputs = None
             if input_path is not None:
                 inputs = open_source(
-                    input_path, cfg.input.variables, cfg.input.time_dim, role="input", opened=opened
+                    input_path,
+                    cfg.input.variables,
+                    cfg.input.time_dim,
+                    role="input",
+                    opened=opened,
+                    rename=cfg.input.rename,
                 )
             constants = None
             if const_path is not None:
@@ -181,6 +195,7 @@ class DownscalingData:
                     role="constants",
                     require_time=False,
                     opened=opened,
+                    rename=cfg.constants.rename,
                 )
             data = cls.from_datasets(
                 cfg,
@@ -234,7 +249,12 @@ class DownscalingData:
             inputs = None
         if not normalised:
             truth = normalise_dataset(
-                truth, cfg.truth.variables, cfg.truth.time_dim, role="truth", path=where["truth"]
+                truth,
+                cfg.truth.variables,
+                cfg.truth.time_dim,
+                role="truth",
+                path=where["truth"],
+                rename=cfg.truth.rename,
             )
             if inputs is not None:
                 inputs = normalise_dataset(
@@ -243,6 +263,7 @@ class DownscalingData:
                     cfg.input.time_dim,
                     role="input",
                     path=where["input"],
+                    rename=cfg.input.rename,
                 )
             if constants is not None:
                 constants = normalise_dataset(
@@ -252,6 +273,7 @@ class DownscalingData:
                     role="constants",
                     path=where["constants"],
                     require_time=False,
+                    rename=cfg.constants.rename,
                 )
         target_vars = list(cfg.truth.variables)
         input_vars = list(target_vars if cfg.autocoarsen else cfg.input.variables)
@@ -297,12 +319,18 @@ class DownscalingData:
                     f"truth grid {full_shape[0]}x{full_shape[1]} is smaller than data.factor {f}"
                 )
             if (big_h, big_w) != full_shape:
-                log.info(
-                    "autocoarsen: truth cropped from %dx%d to %dx%d", *full_shape, big_h, big_w
+                log.warning(
+                    "autocoarsen: truth grid cropped from %dx%d to %dx%d (a multiple of data.factor "
+                    "%d): %d rows at the bottom and %d columns at the right are not used",
+                    *full_shape,
+                    big_h,
+                    big_w,
+                    f,
+                    full_shape[0] - big_h,
+                    full_shape[1] - big_w,
                 )
         else:
             inputs = _match_axis_order(truth, inputs, where["input"])
-            _check_units(truth, inputs, target_vars, input_vars, where)
             big_h, big_w = full_shape
             iy, ix = spatial_dims(inputs[input_vars[0]])
             check_nesting((inputs.sizes[iy], inputs.sizes[ix]), full_shape, f)
@@ -311,11 +339,37 @@ class DownscalingData:
                 f"data.patch_size {cfg.patch_size} is larger than the truth grid {big_h}x{big_w}; lower it"
             )
 
+        # Unit conversion and the rules for infinite and negative values, per variable
+        policies: dict[str, ValuePolicy] = {}
+        units: dict[str, str] = {}
+        for var in target_vars:
+            policies[var], units[var] = value_policy(
+                cfg.truth, var, dict(truth[var].attrs), "truth", where["truth"]
+            )
+        input_policies = [policies[v] for v in input_vars] if cfg.autocoarsen else []
+        if not cfg.autocoarsen:
+            input_units = {}
+            for var in input_vars:
+                pol, input_units[var] = value_policy(
+                    cfg.input, var, dict(inputs[var].attrs), "input", where["input"]
+                )
+                input_policies.append(pol)
+                policies.setdefault(var, pol)
+            _check_units(units, input_units, where)
+            units = {**input_units, **units}
+
         # Fields: in memory, or (``lazy``) read from the open sources on demand
         if not lazy:
             truth_arr = np.empty((times.size, len(target_vars), big_h, big_w), dtype=np.float32)
             for c, var in enumerate(target_vars):
-                _load_field(truth[var], t_pos, truth_arr[:, c], (big_h, big_w), where["truth"])
+                _load_field(
+                    truth[var],
+                    t_pos,
+                    truth_arr[:, c],
+                    (big_h, big_w),
+                    where["truth"],
+                    policies[var],
+                )
             if cfg.autocoarsen:
                 input_arr = np.empty(
                     (times.size, len(input_vars), big_h // f, big_w // f), dtype=np.float32
@@ -329,7 +383,14 @@ class DownscalingData:
                 small = (inputs.sizes[iy], inputs.sizes[ix])
                 input_arr = np.empty((times.size, len(input_vars), *small), dtype=np.float32)
                 for c, var in enumerate(input_vars):
-                    _load_field(inputs[var], i_pos, input_arr[:, c], small, where["input"])
+                    _load_field(
+                        inputs[var],
+                        i_pos,
+                        input_arr[:, c],
+                        small,
+                        where["input"],
+                        input_policies[c],
+                    )
                 flip_y, flip_x = _orientation(truth, inputs, f)
                 if flip_y:
                     input_arr = np.ascontiguousarray(input_arr[..., ::-1, :])
@@ -355,11 +416,12 @@ class DownscalingData:
                 input_positions=i_pos,
                 flips=flips,
                 paths=(where["truth"], where["input"]),
+                policies=([policies[v] for v in target_vars], input_policies),
             )
         else:
             store = MemoryStore(truth_arr, input_arr, const_arr, f)
 
-        units, var_attrs = {}, {}
+        var_attrs = {}
         for var in target_vars:
             var_attrs[var] = dict(truth[var].attrs)
         if inputs is not None:
@@ -368,11 +430,12 @@ class DownscalingData:
         for var in constant_vars:
             var_attrs[var] = dict(constants[var].attrs)
         for var, attrs in var_attrs.items():
-            units[var] = str(attrs.get("units", ""))
+            units.setdefault(var, str(attrs.get("units", "")))
 
         data = cls(
             cfg=cfg,
             store=store,
+            policies=policies,
             times=times,
             variables=Variables(input=input_vars, target=target_vars, constants=constant_vars),
             units=units,
@@ -381,6 +444,8 @@ class DownscalingData:
             normalisation=stats,
         )
         data.build_seconds = _time.perf_counter() - started
+        if not lazy:
+            data.report_values()
         return data
 
     def close(self) -> None:
@@ -504,6 +569,35 @@ class DownscalingData:
         big_h, big_w = self.truth_shape
         return assemble(self.store, self.variables, int(t_index), 0, 0, big_h, big_w, None)
 
+    def value_counts(self) -> dict[str, dict]:
+        """Per variable: infinite values masked (``on_nonfinite: mask``) and negative values
+        clipped (``on_negative: clip``) among the values read so far, with the policies."""
+        return {
+            var: {
+                "infinite_masked": p.counts["nonfinite"],
+                "negative_clipped": p.counts["negative"],
+                "on_nonfinite": p.nonfinite,
+                "on_negative": p.negative,
+            }
+            for var, p in self.policies.items()
+        }
+
+    def reset_value_counts(self) -> None:
+        for p in self.policies.values():
+            p.counts.update(nonfinite=0, negative=0)
+
+    def report_values(self) -> None:
+        """One warning per variable whose values were masked or clipped (never silent)."""
+        for var, c in self.value_counts().items():
+            if c["infinite_masked"] or c["negative_clipped"]:
+                log.warning(
+                    "variable %r: %d infinite values treated as missing, %d negative values "
+                    "clipped to 0",
+                    var,
+                    c["infinite_masked"],
+                    c["negative_clipped"],
+                )
+
     def summary(self) -> dict:
         """Sizes and counts, JSON-able."""
         out = {
@@ -519,6 +613,7 @@ class DownscalingData:
             "patch_size": self.patch_size,
             "truth_shape": list(self.truth_shape),
             "input_shape": list(self.input_shape),
+            "values": self.value_counts(),
         }
         if self._candidates is not None:
             out["candidates"] = len(self._candidates)
@@ -535,9 +630,15 @@ class DownscalingData:
 
 # ---------------------------------------------------------------------- helpers
 def _load_field(
-    da: xr.DataArray, positions: np.ndarray, out: np.ndarray, shape: tuple[int, int], path: str
+    da: xr.DataArray,
+    positions: np.ndarray,
+    out: np.ndarray,
+    shape: tuple[int, int],
+    path: str,
+    policy: ValuePolicy | None = None,
 ) -> None:
-    """Read ``da[positions, :H, :W]`` into ``out [n, H, W]`` a few time steps at a time."""
+    """Read ``da[positions, :H, :W]`` into ``out [n, H, W]`` a few time steps at a time
+    (units converted and values checked by ``policy``)."""
     positions = np.asarray(positions)
     big_h, big_w = shape
     da = da.isel({da.dims[-2]: slice(0, big_h), da.dims[-1]: slice(0, big_w)})
@@ -545,7 +646,7 @@ def _load_field(
         pos = positions[start : start + TIME_CHUNK]
         contiguous = pos.size > 0 and np.all(np.diff(pos) == 1)
         sel = slice(int(pos[0]), int(pos[-1]) + 1) if contiguous else pos
-        load_values(da.isel(time=sel), path, out[start : start + pos.size])
+        load_values(da.isel(time=sel), path, out[start : start + pos.size], policy)
 
 
 def _axis_kind(name: str, coord: xr.DataArray) -> str:
@@ -573,17 +674,14 @@ def _match_axis_order(truth: xr.Dataset, inputs: xr.Dataset, where: str) -> xr.D
 
 
 def _check_units(
-    truth: xr.Dataset,
-    inputs: xr.Dataset,
-    target_vars: list[str],
-    input_vars: list[str],
-    where: dict[str, str],
+    truth_units: dict[str, str], input_units: dict[str, str], where: dict[str, str]
 ) -> None:
-    """A same-named input and target variable share statistics, so their units must agree."""
-    for var in input_vars:
-        if var not in target_vars:
+    """A same-named input and target variable share statistics, so their units (after any
+    conversion to the expected units) must agree."""
+    for var, u_in in input_units.items():
+        if var not in truth_units:
             continue
-        u_in, u_truth = inputs[var].attrs.get("units"), truth[var].attrs.get("units")
+        u_truth = truth_units[var]
         if same_units(u_in, u_truth) is False:
             raise DataError(
                 f"variable {var!r} has units {u_in!r} in the input ({where['input']}) but {u_truth!r} in the truth "

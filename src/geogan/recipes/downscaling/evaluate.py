@@ -17,9 +17,9 @@ from geogan.evaluation.baselines import BASELINES
 from geogan.evaluation.evaluate import evaluate as evaluate_arrays
 from geogan.evaluation.plots import make_figures
 from geogan.evaluation.report import write_report
-from geogan.recipes.downscaling.build import NONNEGATIVE_UNITS, is_nonnegative, load_data
+from geogan.recipes.downscaling.build import is_nonnegative, load_data
 
-__all__ = ["METRIC_SET", "NONNEGATIVE_UNITS", "evaluate"]
+__all__ = ["METRIC_SET", "evaluate"]
 
 #: recipe 1's metric set (names in geogan.core.registry.METRICS), scored for every method
 METRIC_SET = [
@@ -102,7 +102,9 @@ def evaluate(
         valid = np.isfinite(truth) & np.repeat(np.repeat(ok_in, factor, axis=1), factor, axis=2)
         members = ds[var].transpose("member", "time", ...).values
         valid &= np.isfinite(members).all(axis=0)
-        nonneg = is_nonnegative(data.units.get(var))
+        nonneg = is_nonnegative(
+            data.units.get(var), data.var_attrs.get(var, {}).get("standard_name")
+        )
         result = evaluate_arrays(
             np.where(valid, truth, np.nan),
             {"geogan": members},
@@ -115,6 +117,10 @@ def evaluate(
             seed=cfg.seed,
         )
         per_var[var] = result
+        if result.get("rank_precision_note"):
+            notes.append(
+                f"{var}: rank-histogram precision (rank_precision: auto) {result['rank_precision_note']}."
+            )
         # the sample maps: the held-out time with the most signal variance
         t_best = int(np.argmax([np.nanvar(np.where(v, x, np.nan)) for x, v in zip(truth, valid)]))
         sample = {
@@ -146,13 +152,19 @@ def evaluate(
         notes.append(
             f"Table: mean over variables {', '.join(per_var)} (same units); per-variable scores in metrics.json."
         )
+    ds_attrs = dict(ds.attrs)
     metrics["ensemble"] = str(ensemble)
     metrics["members"] = int(ds.sizes["member"])
     metrics["times"] = [str(t) for t in ds["time"].values]
     ds.close()
-    report = write_report(
-        out, metrics, figures, title=f"geogan verification: {cfg.name}", notes=notes
+    # titled after the data scored (a model applied to another radar is scored on that one)
+    scored = Path(str(cfg.data.truth.path or ensemble)).name
+    title = f"geogan verification: {', '.join(data.target_vars)} of {scored}"
+    notes.insert(
+        0,
+        f"Truth: {cfg.data.truth.path}; model: {ds_attrs.get('geogan_checkpoint', '?')} (run {cfg.name}).",
     )
+    report = write_report(out, metrics, figures, title=title, notes=notes)
     summary = {
         "report": str(report),
         "metrics_file": str(out / "metrics.json"),

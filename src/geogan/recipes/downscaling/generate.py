@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,17 @@ import torch
 from geogan.config.schema import RunConfig
 from geogan.core.atomic import atomic_write_text, check_writable
 from geogan.core.distributed import select_device
-from geogan.core.errors import CheckpointError, ConfigError
+from geogan.core.errors import CheckpointError
 from geogan.core.seeding import derive_seed
+from geogan.data import splits
 from geogan.data.normalisation import Normalisation
+from geogan.data.transforms import pre_inverse
 from geogan.data.units import same_units
 from geogan.inference import EnsembleWriter, TileSpec, generate_ensemble
 from geogan.inference.export import load_export as load_any_export
 from geogan.recipes.downscaling.build import EXPORT_FORMAT, is_nonnegative, load_data
+
+log = logging.getLogger(__name__)
 
 
 def load_export(path: str | Path) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
@@ -54,17 +59,61 @@ def check_data_matches(meta: dict[str, Any], data, path: str | Path) -> None:
 
 
 def select_times(data, which: str) -> np.ndarray:
-    if which == "test":
-        idx = data.test_index
-    elif which == "train":
-        idx = data.train_index
-    elif which == "all":
-        idx = np.arange(data.times.size)
-    else:
-        raise ConfigError(f"--times must be test, train or all, got {which!r}")
-    if len(idx) == 0:
-        raise ConfigError(f"no {which} times to generate for; use --times all")
-    return np.asarray(idx)
+    """Indices of the times to generate for (see :func:`geogan.data.splits.select_times`)."""
+    return splits.select_times(data.times, which, data.train_index, data.test_index)
+
+
+def training_range(norm: Normalisation, var: str) -> tuple[float, float] | None:
+    """``(min, max)`` of a variable over the training times, in physical units."""
+    if var not in norm.stats:
+        return None
+    st, cfg = norm.stats[var], norm.transforms[var]
+    lo, hi = pre_inverse(np.array([st.min, st.max], dtype=np.float64), cfg)
+    return float(lo), float(hi)
+
+
+#: inputs further than this share of the training range beyond it are out of distribution
+RANGE_MARGIN = 0.25
+
+
+class RangeWatch:
+    """Warns once per input variable that leaves the training range by more than a margin
+    (e.g. a model trained up to 29 mm/h applied to fields reaching 167 mm/h: its ensembles
+    are then likely to be too narrow)."""
+
+    def __init__(self, norm: Normalisation, variables: list[str], units: dict[str, str]):
+        self.ranges = {v: r for v in variables if (r := training_range(norm, v)) is not None}
+        self.units = units
+        self.warned: set[str] = set()
+        self.seen: dict[str, list[float]] = {}
+
+    def check(self, raw_input: np.ndarray, variables: list[str]) -> None:
+        for c, var in enumerate(variables):
+            if var not in self.ranges:
+                continue
+            vals = raw_input[c][np.isfinite(raw_input[c])]
+            if vals.size == 0:
+                continue
+            lo, hi = float(vals.min()), float(vals.max())
+            seen = self.seen.setdefault(var, [lo, hi])
+            seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
+            t_lo, t_hi = self.ranges[var]
+            margin = RANGE_MARGIN * max(t_hi - t_lo, 1e-12)
+            if var not in self.warned and (hi > t_hi + margin or lo < t_lo - margin):
+                self.warned.add(var)
+                unit = self.units.get(var, "")
+                log.warning(
+                    "input %r reaches %.4g..%.4g %s, outside the training range %.4g..%.4g %s by "
+                    "more than %d%%: the model extrapolates there (expect too narrow ensembles)",
+                    var,
+                    lo,
+                    hi,
+                    unit,
+                    t_lo,
+                    t_hi,
+                    unit,
+                    int(RANGE_MARGIN * 100),
+                )
 
 
 def resolve_config(
@@ -129,7 +178,11 @@ def generate(
     target_vars = list(meta["target_vars"])
     units = meta.get("units") or {}
     nonneg_channels = [
-        c for c, v in enumerate(target_vars) if is_nonnegative(units.get(v, data.units.get(v)))
+        c
+        for c, v in enumerate(target_vars)
+        if is_nonnegative(
+            units.get(v, data.units.get(v)), data.var_attrs.get(v, {}).get("standard_name")
+        )
     ]
     cfg_json = json.dumps(cfg.model_dump(mode="json"))
     attrs = {
@@ -140,6 +193,7 @@ def generate(
         "member_seed_rule": "member m uses derive_seed(seed, m)",
         "times_selection": times,
     }
+    watch = RangeWatch(norm, data.input_vars, data.units)
     bar = _bar(progress, len(idx))
     with EnsembleWriter(
         out,
@@ -155,9 +209,8 @@ def generate(
         for i, t in enumerate(idx):
             field = data.field(int(t), norm)
             raw = data.raw_field(int(t))
-            time_seed = derive_seed(
-                base_seed, int(np.datetime64(data.times[t], "s").astype(np.int64))
-            )
+            watch.check(raw["input"], data.input_vars)
+            time_seed = derive_seed(base_seed, splits.time_seconds(data.times[t]))
             ens = _member_ensemble(
                 generator,
                 encoder,
@@ -188,6 +241,9 @@ def generate(
         "members_per_second": n_members * len(idx) / elapsed,
         "checkpoint": str(checkpoint),
         "seed": base_seed,
+        "input_range": {v: r for v, r in watch.seen.items()},
+        "training_range": watch.ranges,
+        "out_of_training_range": sorted(watch.warned),
     }
     atomic_write_text(Path(f"{out}.summary.json"), json.dumps(summary, indent=2))
     return summary

@@ -106,7 +106,11 @@ def _prepare(
 ) -> dict[str, Any]:
     """The work of :func:`prepare` on opened data (statistics, candidates, patches)."""
     built = time.perf_counter()
+    # counted over one pass (the statistics over the training times), not every later read
+    data.reset_value_counts()
     norm = data.compute_normalisation()
+    values = data.value_counts()
+    data.report_values()
     data.candidates()  # fail here, not at training, when no patch can be sampled
     norm.save(stats_file)
     data.normalisation = norm
@@ -116,6 +120,7 @@ def _prepare(
         "n_patches": 0,
         "seed": int(seed),
         **data.summary(),
+        "values": values,
         "normalisation": norm.to_dict(),
     }
     if store_path is not None:

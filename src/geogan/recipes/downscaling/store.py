@@ -162,7 +162,11 @@ class LazyStore:
         input_positions: np.ndarray | None = None,
         flips: tuple[bool, bool] = (False, False),
         paths: tuple[str, str] = ("truth", "input"),
+        policies: tuple[list, list] | None = None,
     ) -> None:
+        """``policies``: per truth and per input variable, the
+        :class:`~geogan.data.sources.ValuePolicy` applied to every read (unit conversion,
+        infinite and negative values)."""
         self._truth = truth
         self._inputs = inputs
         self._constants = constants
@@ -178,6 +182,7 @@ class LazyStore:
             self._i_pos = None
         self._flips = tuple(bool(f) for f in flips)
         self._paths = paths
+        self._policies = policies or ([None] * len(truth), [None] * len(inputs or []))
         self._frame_cache: tuple[int, np.ndarray] | None = None
         self._open: list = []
 
@@ -207,20 +212,25 @@ class LazyStore:
         return int(self._inputs[0].shape[-2]), int(self._inputs[0].shape[-1])
 
     @staticmethod
-    def _read(das: list, positions, rows: slice, cols: slice, path: str) -> np.ndarray:
+    def _read(
+        das: list, positions, rows: slice, cols: slice, path: str, policies: list
+    ) -> np.ndarray:
         """``[len(das), (t,) rows, cols]`` float32 from DataArrays ``(time, y, x)``."""
         from geogan.data.sources import load_values
 
         out = []
-        for da in das:
+        for da, policy in zip(das, policies):
             ydim, xdim = da.dims[-2], da.dims[-1]
-            out.append(load_values(da.isel({"time": positions, ydim: rows, xdim: cols}), path))
+            sel = da.isel({"time": positions, ydim: rows, xdim: cols})
+            out.append(load_values(sel, path, policy=policy))
         return np.stack(out)
 
     def _frame(self, t: int) -> np.ndarray:
         """Full truth frame ``[C_out, H, W]`` of aligned time ``t`` (cached: one frame)."""
         if self._frame_cache is None or self._frame_cache[0] != t:
-            frame = self._read(self._truth, int(self._t_pos[t]), _ALL, _ALL, self._paths[0])
+            frame = self._read(
+                self._truth, int(self._t_pos[t]), _ALL, _ALL, self._paths[0], self._policies[0]
+            )
             self._frame_cache = (t, frame)
         return self._frame_cache[1]
 
@@ -238,7 +248,14 @@ class LazyStore:
         flip_y, flip_x = self._flips
         src_rows = slice(h - r1, h - r0) if flip_y else slice(r0, r1)
         src_cols = slice(w - c1, w - c0) if flip_x else slice(c0, c1)
-        x = self._read(self._inputs, int(self._i_pos[t]), src_rows, src_cols, self._paths[1])
+        x = self._read(
+            self._inputs,
+            int(self._i_pos[t]),
+            src_rows,
+            src_cols,
+            self._paths[1],
+            self._policies[1],
+        )
         if flip_y:
             x = x[..., ::-1, :]
         if flip_x:
@@ -259,13 +276,23 @@ class LazyStore:
             if kind == "truth" or self._inputs is None:
                 pos = self._t_pos[idx]
                 block = self._read(
-                    [self._truth[channel]], _positions(pos), _ALL, _ALL, self._paths[0]
+                    [self._truth[channel]],
+                    _positions(pos),
+                    _ALL,
+                    _ALL,
+                    self._paths[0],
+                    [self._policies[0][channel]],
                 )[0]
                 yield block if kind == "truth" else coarsen(block, self.factor)
             else:
                 pos = self._i_pos[idx]
                 block = self._read(
-                    [self._inputs[channel]], _positions(pos), _ALL, _ALL, self._paths[1]
+                    [self._inputs[channel]],
+                    _positions(pos),
+                    _ALL,
+                    _ALL,
+                    self._paths[1],
+                    [self._policies[1][channel]],
                 )[0]
                 if self._flips[0]:
                     block = block[..., ::-1, :]
