@@ -5,10 +5,12 @@ The CLI's tiny radar-like data set and config come from ``tests/tiny_data.py``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import tiny_data as cli_data
 import torch
+import xarray as xr
 import yaml
 
 
@@ -60,3 +62,19 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
     assert "Traceback" not in err
     for w in words:
         assert w in err, (w, err)
+
+
+def load_truth(tiny) -> xr.Dataset:
+    """The tiny data set's truth file, loaded into memory (to modify and write elsewhere)."""
+    with xr.open_dataset(tiny["truth"]) as ds:
+        return ds.load()
+
+
+def config_with_truth(tiny, ds: xr.Dataset, name: str, **source) -> dict:
+    """The tiny config reading the truth from ``ds`` written to ``name`` (``source``: more
+    ``data.truth`` keys)."""
+    path = tiny["dir"] / name
+    ds.to_netcdf(path)
+    cfg = json.loads(json.dumps(tiny["cfg"]))
+    cfg["data"]["truth"].update({"path": str(path), **source})
+    return cfg

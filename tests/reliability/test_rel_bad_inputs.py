@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from rel_helpers import assert_one_line_error, cli, write_config
+from rel_helpers import assert_one_line_error, cli, config_with_truth, load_truth, write_config
 
 from geogan.recipes.config import run_config_from_dict as config_from_dict
 from geogan.recipes.downscaling.data import DownscalingData
@@ -33,18 +33,7 @@ def _assert_refused(code, err, tiny, *words):
     assert not runs.exists() or not any(runs.iterdir()), "a failed run left a run directory"
 
 
-def _truth(tiny) -> xr.Dataset:
-    with xr.open_dataset(tiny["truth"]) as ds:
-        return ds.load()
-
-
-def _with_truth(tiny, ds: xr.Dataset, name: str, **source) -> dict:
-    """The tiny config reading the truth from ``ds`` written to ``name``."""
-    path = tiny["dir"] / name
-    ds.to_netcdf(path)
-    cfg = json.loads(json.dumps(tiny["cfg"]))
-    cfg["data"]["truth"].update({"path": str(path), **source})
-    return cfg
+_truth, _with_truth = load_truth, config_with_truth
 
 
 def _with_input(tiny, ds: xr.Dataset, name: str, variables=("precip",)) -> dict:

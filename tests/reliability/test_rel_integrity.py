@@ -19,7 +19,7 @@ import cftime
 import numpy as np
 import pytest
 import xarray as xr
-from rel_helpers import assert_one_line_error, cli, write_config
+from rel_helpers import assert_one_line_error, cli, config_with_truth, load_truth, write_config
 
 from geogan.core.errors import ConfigError, DataError
 from geogan.data.splits import select_times, split_times
@@ -27,18 +27,7 @@ from geogan.data.units import convert, convertible, is_nonnegative_quantity, sam
 from geogan.recipes.config import run_config_from_dict
 from geogan.recipes.downscaling.data import DownscalingData
 
-
-def _truth(tiny) -> xr.Dataset:
-    with xr.open_dataset(tiny["truth"]) as ds:
-        return ds.load()
-
-
-def _cfg_with(tiny, ds: xr.Dataset, name: str, **truth) -> dict:
-    path = tiny["dir"] / name
-    ds.to_netcdf(path)
-    cfg = json.loads(json.dumps(tiny["cfg"]))
-    cfg["data"]["truth"].update({"path": str(path), **truth})
-    return cfg
+_truth, _cfg_with = load_truth, config_with_truth
 
 
 def _data(cfg: dict) -> DownscalingData:

@@ -122,6 +122,26 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+def fresh_dir(path: str | os.PathLike, overwrite: bool, what: str = "output") -> Path:
+    """An empty folder at ``path`` for a command that writes many files (a demo, a report):
+    an existing one is refused unless ``overwrite`` (then it is emptied first)."""
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise OutputExistsError(
+                f"{what} {path} exists; pass --overwrite or choose another --out"
+            )
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise (write_failure(exc, path) or exc) from None
+    return path
+
+
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     """Delete temporary folders (``.<name>.*.tmp``) that killed writes left in ``directory``.
 

@@ -11,13 +11,11 @@ bilinear, bicubic and Lanczos interpolation.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from geogan.config import save_resolved_config
-from geogan.core.atomic import atomic_write_text
-from geogan.core.errors import OutputExistsError
+from geogan.core.atomic import atomic_write_text, fresh_dir
 
 RGB = ["red", "green", "blue"]
 
@@ -97,14 +95,7 @@ def run_demo(
     from geogan.recipes.downscaling.demo_data import build_demo_data
     from geogan.recipes.run import train_from_config
 
-    out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise OutputExistsError(
-                f"demo output {out} exists; pass --overwrite or choose another --out"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = fresh_dir(out, overwrite, "demo output")
     data = build_demo_data(out / "data")
     cfg = run_config_from_dict(demo_config(data, out / "runs", minutes, steps))
     save_resolved_config(cfg, out)

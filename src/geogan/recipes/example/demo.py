@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from geogan.core.atomic import atomic_write_text
-from geogan.core.errors import OutputExistsError
+from geogan.core.atomic import atomic_write_text, fresh_dir
 
 
 def run_demo(
@@ -24,11 +22,7 @@ def run_demo(
     from geogan.recipes.config import load_run_config
     from geogan.recipes.run import train_from_config
 
-    out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise OutputExistsError(f"demo output {out} exists; pass --overwrite or another --out")
-        shutil.rmtree(out)
+    out = fresh_dir(out, overwrite, "demo output")
     overrides = [f"run_root={out / 'runs'}", f"train.time_limit_minutes={minutes}"]
     if steps:
         overrides.append(f"train.steps={steps}")
