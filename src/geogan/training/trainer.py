@@ -283,6 +283,9 @@ class Trainer:
         self._initial_requires_grad = {
             name: [p.requires_grad for p in m.parameters()] for name, m in self.models.items()
         }
+        reserved = sorted({"kind", "step", "models", "config"} & set(setup.export_meta))
+        if reserved:
+            raise ValueError(f"export_meta may not use the engine's keys {reserved}")
         phase_names = [p.name for p in setup.phases]
         self.stages = resolve_stages(cfg.stages or setup.stages, phase_names, list(self.models))
         self._stage: Stage | None = None
@@ -628,12 +631,13 @@ class Trainer:
         for name in self.setup.export_models:
             tensors.update(module_tensors(name, self.models[name]))
             specs[name] = model_spec(self.models[name])
+        # the engine's keys win: a recipe's export_meta cannot turn an export into another kind
         meta = {
+            **self.setup.export_meta,
             "kind": "export",
             "step": self.step,
             "models": specs,
             "config": self.config,
-            **self.setup.export_meta,
         }
         return tensors, meta
 
