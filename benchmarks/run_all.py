@@ -7,16 +7,20 @@
 Benchmarks (``--only`` takes names or prefixes, comma-separated or repeated):
 
 - ``roofline``: the machine's conv GFLOP/s (fp32, bf16; forward and forward+backward).
-- ``train-P1``, ``train-R8``, ``train-R8-issue``: one training iteration of recipe 1
-  (critic steps with gradient penalty + generator step with the ensemble content loss)
-  through the real phases and ``Trainer._train_step``; s/iteration, samples/s, peak RSS
-  (fresh process per configuration and precision), FLOPs and achieved GFLOP/s.
+- ``train-P1``, ``train-P1-ref``, ``train-R8``, ``train-R8-issue``: one training iteration
+  of recipe 1 (critic steps with gradient penalty + generator step with the ensemble content
+  loss) through the real phases and ``Trainer._train_step``; s/iteration, samples/s, peak
+  RSS (fresh process per configuration and precision), FLOPs and achieved GFLOP/s, printed
+  side by side. ``P1-ref`` is P1 at equal work with the reference code (its critic and its
+  generator passes; see ``train_step.py``).
 - ``generation``: members/s for a tiled 512x512 x8 domain with the R8 generator.
 - ``data``: DataLoader samples/s from NetCDF and from a Zarr patch store, and the peak
   memory of ``prepare`` on 1x and 10x records.
 
-Reference (issue 5): the TensorFlow/Keras implementation of recipe 1 takes about 82 s per
-generator iteration at P1 on the 2-core development machine and peaks at about 10 GB.
+No reference time is built in: a ratio to the reference code (dsrnngan's TensorFlow/Keras
+training step) is printed only when its time is given, measured in the same session on the
+same machine (``--reference-s-per-iter S --reference-source "what, where, when"``), e.g.
+from interleaved rounds of both codes; results.md names that source beside the ratio.
 """
 
 from __future__ import annotations
@@ -33,14 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_info, run_isolated  # noqa: E402
 
-TRAIN_CONFIGS = ("P1", "R8", "R8-issue")
+TRAIN_CONFIGS = ("P1", "P1-ref", "R8", "R8-issue")
 BENCHMARKS = ("roofline", *(f"train-{c}" for c in TRAIN_CONFIGS), "generation", "data")
-REFERENCE = {"P1_s_per_iter": 82.0, "P1_peak_gb": 10.0}
 TARGETS = {
-    "P1_s_per_iter": 82.0 / 1.5,
     "P1_peak_rss_gib": 6.0,
-    "ratio_bf16_P1": 0.5,
-    "ratio_bf16_R8": 0.4,
+    # achieved GFLOP/s over the roofline's conv peak, bf16 (issue: at least 0.8x)
+    "ratio_bf16_P1": 0.8,
+    "ratio_bf16_R8": 0.8,
     "loader_over_consumption": 5.0,
     "prepare_memory_ratio": 1.2,
 }
@@ -89,7 +92,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
         "command": " ".join(sys.argv),
         "allocator": os.environ.get("GEOGAN_BENCH_ALLOCATOR", "default"),
-        "reference": REFERENCE,
+        "reference": {
+            "P1_ref_s_per_iter": args.reference_s_per_iter,
+            "source": args.reference_source,
+        },
         "targets": TARGETS,
         "benchmarks": {},
     }
@@ -166,20 +172,21 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
                 ratios[f"{lname} / {key}"] = lr["samples_per_s"] / r
     derived["loader_over_consumption"] = ratios
     checks: dict[str, Any] = {}
+    reference = results.get("reference") or {}
     if not results.get("quick"):
         p1 = _get(b, "train-P1", "bf16")
         if isinstance(p1, dict) and "s_per_iter" in p1:
-            checks["P1 bf16 s/iter < 54.7 (1.5x faster than 82 s)"] = (
-                p1["s_per_iter"] < TARGETS["P1_s_per_iter"]
-            )
-            checks["P1 bf16 speed-up over the reference"] = round(
-                REFERENCE["P1_s_per_iter"] / p1["s_per_iter"], 2
-            )
             checks["P1 bf16 peak RSS <= 6 GiB"] = (
                 p1["peak_rss_mb"] / 1024 <= TARGETS["P1_peak_rss_gib"]
             )
+        ref = _get(b, "train-P1-ref", "bf16")
+        if isinstance(ref, dict) and "s_per_iter" in ref and reference.get("P1_ref_s_per_iter"):
+            checks[
+                f"P1-ref bf16 speed-up over the reference ({reference.get('source') or 'source not given'})"
+            ] = round(reference["P1_ref_s_per_iter"] / ref["s_per_iter"], 2)
         for key, target in (
             ("P1/bf16", "ratio_bf16_P1"),
+            ("P1-ref/bf16", "ratio_bf16_P1"),
             ("R8/bf16", "ratio_bf16_R8"),
             ("R8-issue/bf16", "ratio_bf16_R8"),
         ):
@@ -240,14 +247,18 @@ def markdown(results: dict[str, Any]) -> str:
         for precision, r in (b.get(f"train-{config}") or {}).items():
             if "error" in r:
                 train_rows.append(
-                    f"| {config} | {precision} | error: {r['error'][:120]} | | | | | |"
+                    f"| {config} | {precision} | error: {r['error'][:120]} | | | | | | | |"
                 )
                 continue
             ratio = d.get("achieved_over_peak", {}).get(f"{config}/{precision}")
+            params = r.get("parameters") or {}
             train_rows.append(
-                f"| {config} | {precision} | {r['s_per_iter']:.3g} | {r['samples_per_s']:.3g} | "
-                f"{r['peak_rss_mb'] / 1024:.2f} | {_fmt((r.get('flops_per_iter') or 0) / 1e12)} | "
-                f"{_fmt(r.get('achieved_gflops'))} | {_fmt(ratio)} |"
+                f"| {config} | {precision} | {r['s_per_iter']:.3g} | "
+                f"{_fmt((r.get('flops_per_iter') or 0) / 1e12)} | "
+                f"{_fmt(r.get('achieved_gflops'))} | {_fmt(ratio)} | {r['samples_per_s']:.3g} | "
+                f"{r['peak_rss_mb'] / 1024:.2f} | "
+                f"{_fmt(params.get('generator', 0) / 1e6)} / {_fmt(params.get('critic', 0) / 1e6)} | "
+                f"{_fmt(r.get('generator_step_samples'))} |"
             )
     if train_rows:
         lines += [
@@ -257,8 +268,9 @@ def markdown(results: dict[str, Any]) -> str:
             " peak RSS of a fresh process per row; TFLOP per iteration by FlopCounterMode; ratio = achieved / roofline peak"
             " of the same precision.",
             "",
-            "| config | precision | s/iter | samples/s | peak RSS (GiB) | TFLOP/iter | achieved GFLOP/s | achieved/peak |",
-            "|---|---|---|---|---|---|---|---|",
+            "| config | precision | s/iter | TFLOP/iter | achieved GFLOP/s | achieved/peak | samples/s |"
+            " peak RSS (GiB) | params G / D (M) | generator-step samples |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *train_rows,
             "",
         ]
@@ -374,6 +386,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--jemalloc", default=None, help="path of libjemalloc.so.2 for --allocator jemalloc"
+    )
+    ap.add_argument(
+        "--reference-s-per-iter",
+        type=float,
+        default=None,
+        help="s/iteration of the reference code at P1, measured in the same session on the "
+        "same machine (gives the P1-ref speed-up; nothing is built in)",
+    )
+    ap.add_argument(
+        "--reference-source",
+        default=None,
+        help="where that reference time comes from (code, commit, machine, date), printed "
+        "beside the ratio",
     )
     args = ap.parse_args(argv)
     out = Path(args.out)

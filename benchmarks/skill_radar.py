@@ -5,17 +5,26 @@ One command, run from the repository root::
 
     python benchmarks/skill_radar.py --out runs/skill
 
-1. KNMI (``configs/downscaling/radar_knmi_x8.yaml``): train for ``--minutes``, generate
-   ``--members`` members for the held-out times (last 25% of the day), evaluate against
-   bilinear, bicubic and Lanczos interpolation, and check the targets below.
-2. BoM transfer: the KNMI model, not retrained, on the BoM times with rain (share of
+1. KNMI (preset ``downscaling/radar_knmi_x8``): train for ``--minutes``; train the
+   deterministic network (``train.mode: det``, same data, model size and budget,
+   ``--det-minutes``, default ``--minutes``); generate ``--members`` members (and the one
+   deterministic field) for the held-out times (last 25% of the day); evaluate against
+   bilinear, bicubic and Lanczos interpolation and the deterministic network, in one
+   report, and check the targets below.
+2. BoM transfer: the KNMI models, not retrained, on the BoM times with rain (share of
    valid pixels above 0.1 mm/h greater than ``--bom-min-wet``, every ``--bom-stride``-th
    of them). They are written to ``<out>/bom/bom_wet_times.nc`` (listed in
    ``bom/times.txt``), generated with ``--times all`` and evaluated.
 3. MeteoNet SE with vs without constant fields (orography, land-sea mask):
-   ``configs/downscaling/meteonet_x8.yaml`` and ``meteonet_x8_noconst.yaml``, each trained
-   for ``--meteonet-minutes`` (default: what is left of ``--budget`` minutes, shared
-   equally), evaluated on its held-out times.
+   presets ``meteonet_x8`` and ``meteonet_x8_noconst``, each trained for
+   ``--meteonet-minutes`` (default: what is left of ``--budget`` minutes, shared equally;
+   skipped with a note when less than 2 minutes each would be left), evaluated on its
+   held-out times. The conclusive side by side (three seeds per arm) is
+   ``benchmarks/skill_loro.py --study meteonet``.
+
+``--resume`` continues an interrupted run in the same ``--out``: stages whose outputs are
+complete (a trained model with its summary, an ensemble with its summary, a report) are
+kept, the rest is run.
 
 Writes ``<out>/skill_summary.json`` and ``<out>/skill.md`` (targets with pass/fail, BoM
 and MeteoNet tables, timings, the command, the date and the machine), plus the runs,
@@ -56,13 +65,18 @@ PRESETS = REPO / "src" / "geogan" / "recipes" / "downscaling" / "presets"
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
 POOL_KEY = "crps_pool16s4"
 FSS_KEY = "fss_1_16px"
+AUC_KEY = "roc_auc_1"
 
 # Defaults sized so the whole benchmark fits in 60 minutes on a 2-core CPU (see
-# configs/downscaling/radar_base.yaml for the model): KNMI training 20 min; KNMI
-# generation + evaluation ~4 min; BoM, all 91 wet times ~11 min; MeteoNet 2 x (training + ~2 min).
+# presets/radar_base.yaml for the model): KNMI training 20 min and the deterministic
+# network's 20 min; KNMI generation + evaluation ~5 min; BoM, all 91 wet times ~12 min;
+# MeteoNet 2 x (training + ~2 min) only if time is left (skill_loro.py --study meteonet runs
+# the side by side with three seeds per arm).
 DEFAULT_MINUTES = 20.0
-DEFAULT_BUDGET = 57.0
+DEFAULT_BUDGET = 60.0
 MAX_METEONET_MINUTES = 8.0
+MIN_METEONET_MINUTES = 2.0
+DET = "det"  # the deterministic network's name among the report's methods
 
 
 class SkillError(Exception):
@@ -240,20 +254,47 @@ def headline(metrics: dict) -> dict[str, Any]:
     row["interpolation"]["bicubic_lsd_db"] = m.get("bicubic", {}).get("lsd_db")
     name, ref = row["interpolation"]["crps"]["best"], row["interpolation"]["crps"]["value"]
     row["crps_improvement_pct"] = 100 * (1 - g["crps"] / ref) if ref else None
+    row[AUC_KEY] = g.get(AUC_KEY)
+    row["block_power_ratio"] = g.get("block_power_ratio")
+    row["interpolation"][AUC_KEY] = dict(zip(("best", "value"), _best(m, AUC_KEY, True)))
+    if DET in m:
+        d = m[DET]
+        row[DET] = {
+            k: d.get(k)
+            for k in ("crps", POOL_KEY, "lsd_db", FSS_KEY, AUC_KEY, "bias", "block_power_ratio")
+        }
     return row
 
 
 # ---------------------------------------------------------------------------- stages
-def train_stage(cfg, run_dir: Path, progress: bool, quiet: bool) -> dict[str, Any]:
+def train_stage(
+    cfg, run_dir: Path, progress: bool, quiet: bool, resume: bool = False
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; with ``resume``, a finished run there is kept (its
+    summary returned) and an interrupted one continues from its newest checkpoint."""
     from geogan.recipes.run import train_from_config
 
+    done = run_dir / "train_summary.json"
+    if resume and done.is_file() and (run_dir / "model.safetensors").is_file():
+        summary = json.loads(done.read_text())
+        summary.setdefault("wall_seconds", summary.get("seconds", 0.0))
+        _log(f"train {cfg.name}: kept the finished run in {run_dir}", quiet)
+        return summary
+    interrupted = resume and (run_dir / "checkpoints").is_dir()
     _log(
         f"train {cfg.name}: {cfg.train.time_limit_minutes} min budget, at most {cfg.train.steps} steps",
         quiet,
     )
     t0 = time.perf_counter()
-    summary = train_from_config(cfg, run_dir=run_dir, progress=progress, command=sys.argv)
+    summary = train_from_config(
+        cfg,
+        run_dir=run_dir,
+        progress=progress,
+        command=sys.argv,
+        resume="auto" if interrupted else None,
+    )
     summary["wall_seconds"] = time.perf_counter() - t0
+    _write_text(done, json.dumps(summary, indent=2, default=str))
     _log(
         f"  {summary['steps']} steps in {summary['seconds']:.0f} s "
         f"({summary['seconds_per_step']:.2f} s/step); wall {summary['wall_seconds']:.0f} s",
@@ -271,29 +312,50 @@ def generate_evaluate(
     overrides: list[str],
     progress: bool,
     quiet: bool,
+    extra: dict[str, Path] | None = None,
+    resume: bool = False,
+    name: str = "ensemble.nc",
+    evaluate: bool = True,
 ) -> dict[str, Any]:
-    """Generate an ensemble into ``folder/ensemble.nc`` and evaluate it into ``folder/report``."""
+    """Generate an ensemble into ``folder/<name>`` and evaluate it into ``folder/report``,
+    with ``extra`` forecasts (name -> file of the same times, e.g. the deterministic network)
+    beside it. With ``resume``, an ensemble whose summary file exists is not generated again."""
     from geogan.recipes import get_recipe
 
     recipe = get_recipe("downscaling")
-    ens = folder / "ensemble.nc"
-    _log(f"generate {members} members ({times} times) -> {ens}", quiet)
-    gen = recipe.generate(
-        checkpoint,
-        out=ens,
-        overrides=overrides,
-        members=members,
-        times=times,
-        progress=progress,
-        overwrite=True,
-    )
+    ens = folder / name
+    gen_summary = ens.with_name(ens.name + ".summary.json")
+    if resume and ens.exists() and gen_summary.is_file():
+        gen = json.loads(gen_summary.read_text())
+        _log(f"generate: kept {ens}", quiet)
+    else:
+        _log(f"generate {members} members ({times} times) -> {ens}", quiet)
+        gen = recipe.generate(
+            checkpoint,
+            out=ens,
+            overrides=overrides,
+            members=members,
+            times=times,
+            progress=progress,
+            overwrite=True,
+        )
     n_times = max(int(gen["times"]), 1)
     _log(
         f"  {gen['times']} times in {gen['seconds']:.0f} s ({gen['seconds'] / n_times:.1f} s/time)",
         quiet,
     )
+    if not evaluate:
+        return {
+            "ensemble": str(ens),
+            "times": int(gen["times"]),
+            "members": int(gen["members"]),
+            "generate_seconds": gen["seconds"],
+            "generate_seconds_per_time": gen["seconds"] / n_times,
+        }
     _log(f"evaluate -> {folder / 'report'}", quiet)
-    ev = recipe.evaluate(ens, out=folder / "report", overwrite=True)
+    ev = recipe.evaluate(
+        ens, out=folder / "report", overwrite=True, extra=extra or {}, progress=progress
+    )
     _log(f"  {ev['seconds']:.0f} s ({ev['seconds'] / n_times:.1f} s/time)", quiet)
     metrics = json.loads((folder / "report" / "metrics.json").read_text())
     grid = gen.get("grid", [0, 0])
@@ -381,8 +443,11 @@ def bom_stage(
     var: str,
     progress: bool,
     quiet: bool,
+    det_ckpt: Path | None = None,
+    resume: bool = False,
 ) -> None:
-    """The KNMI model, not retrained, on the BoM times with rain: ``summary["bom"]`` and timings."""
+    """The KNMI models (the GAN, and the deterministic network ``det_ckpt`` as a baseline),
+    not retrained, on the BoM times with rain: ``summary["bom"]`` and timings."""
     import xarray as xr
 
     bom_dir = out / "bom"
@@ -408,6 +473,25 @@ def bom_stage(
         ),
     )
     _log(f"BoM: {index.size} of {n_wet} wet times (of {fractions.size})", quiet)
+    extra = {}
+    if det_ckpt is not None:
+        det = generate_evaluate(
+            det_ckpt,
+            bom_dir,
+            members=1,
+            times="all",
+            overrides=[f"data.truth.path={subset}"],
+            progress=progress,
+            quiet=quiet,
+            resume=resume,
+            name="det.nc",
+            evaluate=False,
+        )
+        extra[DET] = Path(det["ensemble"])
+        summary["timings"]["bom det generate"] = {
+            "seconds": det["generate_seconds"],
+            "per_time": det["generate_seconds_per_time"],
+        }
     ev = generate_evaluate(
         ckpt,
         bom_dir,
@@ -416,6 +500,8 @@ def bom_stage(
         overrides=[f"data.truth.path={subset}"],
         progress=progress,
         quiet=quiet,
+        extra=extra,
+        resume=resume,
     )
     summary["bom"] = {
         "source": bom_path,
@@ -507,6 +593,21 @@ def _metric_table(rows: dict[str, dict[str, Any]]) -> list[str]:
             ),
         ),
         ("bias (mm/h)", lambda r: _fmt(r["bias"], 3)),
+        ("ROC area, 1 mm/h", lambda r: _fmt(r.get(AUC_KEY), 3)),
+        (
+            "best interpolation ROC area, 1 mm/h",
+            lambda r: (
+                f"{_fmt(r['interpolation'][AUC_KEY]['value'], 3)} "
+                f"({r['interpolation'][AUC_KEY]['best']})"
+            ),
+        ),
+        ("block-artefact power ratio (1 = truth)", lambda r: _fmt(r.get("block_power_ratio"), 3)),
+        ("deterministic network: CRPS = MAE (mm/h)", lambda r: _fmt(r[DET]["crps"])),
+        ("deterministic network: CRPS pooled 16x16 s4", lambda r: _fmt(r[DET][POOL_KEY])),
+        ("deterministic network: LSD (dB)", lambda r: _fmt(r[DET]["lsd_db"], 3)),
+        ("deterministic network: FSS 1 mm/h 16 px", lambda r: _fmt(r[DET][FSS_KEY])),
+        ("deterministic network: ROC area, 1 mm/h", lambda r: _fmt(r[DET][AUC_KEY], 3)),
+        ("deterministic network: bias (mm/h)", lambda r: _fmt(r[DET]["bias"], 3)),
     ]
     for label, fn in spec:
         cells = []
@@ -542,7 +643,14 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"{knmi['train']['seconds'] / 60:.1f} min); {knmi['eval']['times']} held-out times, "
             f"{knmi['eval']['members']} members, grid {knmi['eval']['grid'][0]}x{knmi['eval']['grid'][1]} "
             "(1 km), input: 8x8 block means. Best interpolation = best of bilinear, bicubic, Lanczos-3 "
-            "per metric (an interpolation's CRPS is its MAE).",
+            "per metric (an interpolation's CRPS is its MAE)."
+            + (
+                f" Deterministic network (train.mode: det, same data, model and budget): "
+                f"{knmi['det_train']['steps']} steps in {knmi['det_train']['seconds'] / 60:.1f} min, "
+                "scored in the same report (its CRPS is its MAE)."
+                if knmi.get("det_train")
+                else ""
+            ),
             "",
             "| target | GAN | reference | detail | pass |",
             "|---|---|---|---|---|",
@@ -656,6 +764,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="smoke run: a few steps, 4 members, few BoM times"
     )
+    p.add_argument(
+        "--det-minutes",
+        type=float,
+        default=None,
+        help="training budget of the deterministic network (default: --minutes, the GAN's)",
+    )
+    p.add_argument("--skip-det", action="store_true", help="no deterministic network")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out: keep finished stages, run the rest",
+    )
     p.add_argument("--skip-bom", action="store_true", help="no BoM transfer")
     p.add_argument("--skip-meteonet", action="store_true", help="no MeteoNet runs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -717,6 +837,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.members = 4 if args.quick else 16
     if args.minutes is None:
         args.minutes = 0.5 if args.quick else DEFAULT_MINUTES
+    if args.det_minutes is None:
+        args.det_minutes = args.minutes
     if args.quick:
         args.steps = args.steps or 3
         args.bom_max_times = args.bom_max_times or 3
@@ -733,11 +855,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     out: Path = args.out.resolve()
-    if out.exists():
+    resume = bool(args.resume)
+    if out.exists() and not resume:
         if not args.overwrite:
-            raise SkillError(f"{args.out} exists; pass --overwrite or choose another --out")
+            raise SkillError(
+                f"{args.out} exists; pass --overwrite, --resume or choose another --out"
+            )
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     quiet, progress = args.quiet, args.progress and not args.quiet
     info = collect_info()
     cpu = platform.processor() or platform.machine()
@@ -776,11 +901,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _write_text(out / "skill.md", render_markdown(summary))
 
     try:
-        # ---- KNMI: train, held-out times
+        # ---- KNMI: train the GAN and the deterministic network, held-out times
         cfg = load_run_config(args.knmi_config, common("knmi", args.minutes))
         knmi_dir = out / "knmi"
-        train = train_stage(cfg, knmi_dir / "run", progress, quiet)
+        train = train_stage(cfg, knmi_dir / "run", progress, quiet, resume)
         ckpt = knmi_dir / "run" / "model.safetensors"
+        det_ckpt = None
+        extra: dict[str, Path] = {}
+        det_train = None
+        if not args.skip_det:
+            det_cfg = load_run_config(
+                args.knmi_config,
+                [
+                    *common("knmi_det", args.det_minutes),
+                    "train.mode=det",
+                    f"name={cfg.name}_det",
+                ],
+            )
+            det_train = train_stage(det_cfg, knmi_dir / "det_run", progress, quiet, resume)
+            det_ckpt = knmi_dir / "det_run" / "model.safetensors"
+            det = generate_evaluate(
+                det_ckpt,
+                knmi_dir,
+                members=1,
+                times="test",
+                overrides=[],
+                progress=progress,
+                quiet=quiet,
+                resume=resume,
+                name="det.nc",
+                evaluate=False,
+            )
+            extra[DET] = Path(det["ensemble"])
+            summary["timings"]["knmi det train"] = {
+                "seconds": det_train["wall_seconds"],
+                "per_step": det_train["seconds_per_step"],
+            }
+            summary["timings"]["knmi det generate"] = {
+                "seconds": det["generate_seconds"],
+                "per_time": det["generate_seconds_per_time"],
+            }
         ev = generate_evaluate(
             ckpt,
             knmi_dir,
@@ -789,10 +949,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             overrides=[],
             progress=progress,
             quiet=quiet,
+            extra=extra,
+            resume=resume,
         )
         summary["knmi"] = {
             "config": str(args.knmi_config),
             "train": train,
+            "det_train": det_train,
             "eval": {k: v for k, v in ev.items() if k != "metrics"},
             "targets": knmi_targets(ev["metrics"]),
             "headline": headline(ev["metrics"]),
@@ -812,7 +975,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # ---- BoM transfer
         if not args.skip_bom:
-            bom_stage(args, summary, out, ckpt, cfg.data.truth.variables[0], progress, quiet)
+            bom_stage(
+                args,
+                summary,
+                out,
+                ckpt,
+                cfg.data.truth.variables[0],
+                progress,
+                quiet,
+                det_ckpt=det_ckpt,
+                resume=resume,
+            )
             save()
 
         # ---- MeteoNet with and without constants
@@ -831,18 +1004,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # generation with constants costs a little more: 20% margin, 1.5 min fixed costs per run
                 per_run = 1.2 * (px * args.members * rate["gen"] + px * rate["eval"]) / 60 + 1.5
                 left = args.budget - (time.perf_counter() - started) / 60
-                minutes = float(np.clip((left - 2 * per_run) / 2, 0.5, MAX_METEONET_MINUTES))
-                summary["notes"].append(
-                    f"MeteoNet training budget {minutes:.1f} min per run: {left:.1f} min of the "
-                    f"{args.budget:g}-minute budget were left, ~{per_run:.1f} min per run estimated "
-                    "for data, generation and evaluation."
-                )
+                minutes = float(min((left - 2 * per_run) / 2, MAX_METEONET_MINUTES))
+                if minutes < MIN_METEONET_MINUTES:
+                    summary["notes"].append(
+                        f"MeteoNet side by side skipped: {left:.1f} min of the {args.budget:g}-"
+                        f"minute budget were left, less than 2 x ({MIN_METEONET_MINUTES:g} min "
+                        f"training + ~{per_run:.1f} min data, generation and evaluation). The "
+                        "conclusive comparison (three seeds per arm) is "
+                        "`python benchmarks/skill_loro.py --study meteonet`; or pass "
+                        "--meteonet-minutes here."
+                    )
+                    runs = []
+                else:
+                    summary["notes"].append(
+                        f"MeteoNet training budget {minutes:.1f} min per run: {left:.1f} min of "
+                        f"the {args.budget:g}-minute budget were left, ~{per_run:.1f} min per "
+                        "run estimated for data, generation and evaluation."
+                    )
                 del data
-            summary["meteonet_minutes"] = minutes
+            summary["meteonet_minutes"] = minutes if runs else None
             for key, path in runs:
                 cfg_m = load_run_config(path, common(key, minutes))
                 folder = out / key
-                train = train_stage(cfg_m, folder / "run", progress, quiet)
+                train = train_stage(cfg_m, folder / "run", progress, quiet, resume)
                 ev = generate_evaluate(
                     folder / "run" / "model.safetensors",
                     folder,
@@ -851,6 +1035,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     overrides=[],
                     progress=progress,
                     quiet=quiet,
+                    resume=resume,
                 )
                 summary[key] = {
                     "config": str(path),
@@ -898,7 +1083,13 @@ def reevaluate(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             folder = out / key
             _log(f"re-evaluate {key}", args.quiet)
-            ev = recipe.evaluate(folder / "ensemble.nc", out=folder / "report", overwrite=True)
+            det = folder / "det.nc"
+            ev = recipe.evaluate(
+                folder / "ensemble.nc",
+                out=folder / "report",
+                overwrite=True,
+                extra={DET: det} if det.exists() else {},
+            )
             metrics = json.loads((folder / "report" / "metrics.json").read_text())
             stage["headline"] = headline(metrics)
             stage["eval"]["evaluate_seconds"] = ev["seconds"]
@@ -939,10 +1130,20 @@ def redo_bom(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_run_config(Path(summary["knmi"]["config"]), [])
     started = time.perf_counter()
     try:
-        bom_stage(args, summary, out, ckpt, cfg.data.truth.variables[0], args.progress, args.quiet)
+        det_ckpt = out / "knmi" / "det_run" / "model.safetensors"
+        bom_stage(
+            args,
+            summary,
+            out,
+            ckpt,
+            cfg.data.truth.variables[0],
+            args.progress,
+            args.quiet,
+            det_ckpt=det_ckpt if det_ckpt.is_file() else None,
+        )
     except GeoganError as exc:
         raise SkillError(str(exc)) from None
-    after = sum(summary["timings"][k]["seconds"] for k in BOM_TIMINGS)
+    after = sum(summary["timings"].get(k, {}).get("seconds", 0) for k in BOM_TIMINGS)
     total = summary["timings"].get("total", {}).get("seconds")
     if total is not None:
         summary["timings"]["total"]["seconds"] = total - before + after
@@ -960,7 +1161,7 @@ def redo_bom(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-BOM_TIMINGS = ("bom generate", "bom evaluate")
+BOM_TIMINGS = ("bom generate", "bom evaluate", "bom det generate")
 
 
 def main(argv: list[str] | None = None) -> int:

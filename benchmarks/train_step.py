@@ -13,6 +13,14 @@ Configurations:
   forecast channels, 2 constant fields at 200x200, 4 noise channels, x10
   (stages [5, 2]), forceconv, filters_gen 128, filters_disc 512, batch 2,
   ensemble-mean MSE content loss over 8 members, 5 critic steps.
+- ``P1-ref``: P1 at equal work with the reference code (``dsrnngan``,
+  ``ljharris23/public-downscaling-cgan``, ``gan.py`` + ``models.py``): the critic exactly as
+  it builds it (``DownscalingCritic(style="dsrnngan")``: constants to low resolution by
+  ReLU patchify convolutions, 2 joint residual blocks, dense 64; 65.7M parameters), scored
+  on the real, generated and interpolated images in three full passes (no shared
+  low-resolution stream), and the generator step drawing 8 ensemble members plus a
+  separate adversarial sample per condition (9 x batch 2 = 18 generator samples, where P1
+  draws 16).
 - ``R8``: the radar preset: x8 (stages [2, 2, 2]) of radar rain rate with
   autocoarsen (1 input channel, no constants), patch 128 (input 16x16),
   forceconv, filters 64/64, batch 8, CRPS over 8 members, 5 critic steps. When
@@ -61,6 +69,18 @@ P1 = {
     "conserve_mean": "none",
     "mask": "ones",
     "source": "built in",
+}
+
+P1_REF = {
+    **P1,
+    "name": "P1-ref",
+    "description": "P1 at equal work with dsrnngan: its critic (style dsrnngan, 65.7M "
+    "parameters, 3 full critic passes per critic step) and its generator step (8 ensemble "
+    "members + 1 separate adversarial sample, x batch 2 = 18 samples)",
+    "critic_style": "dsrnngan",
+    "share_low_features": False,
+    "separate_adversarial": True,
+    "source": "built in (ljharris23/public-downscaling-cgan dsrnngan/models.py, gan.py)",
 }
 
 R8 = {
@@ -128,7 +148,7 @@ def r8_from_yaml(path: Path) -> dict[str, Any]:
     }
 
 
-TRAIN_CONFIGS = ("P1", "R8", "R8-issue")
+TRAIN_CONFIGS = ("P1", "P1-ref", "R8", "R8-issue")
 
 
 def get_config(name: str, quick: bool = False) -> dict[str, Any]:
@@ -140,6 +160,8 @@ def get_config(name: str, quick: bool = False) -> dict[str, Any]:
     """
     if name == "P1":
         spec = dict(P1)
+    elif name == "P1-ref":
+        spec = dict(P1_REF)
     elif name == "R8-issue":
         spec = {**R8, "name": "R8-issue"}
     elif name == "R8":
@@ -229,6 +251,7 @@ def build_trainer(
         out_channels=spec["out_channels"],
         filters=spec["filters_disc"],
         downsampling_factors=spec["factors"],
+        style=spec.get("critic_style", "geogan"),
     )
     o = OptimConfig()
     setup = TrainingSetup(
@@ -243,6 +266,7 @@ def build_trainer(
                 mode="gan",
                 adversarial="wgan",
                 gp_weight=spec["gp_weight"],
+                share_low_features=spec.get("share_low_features", True),
             ),
             GeneratorPhase(
                 mode="gan",
@@ -251,6 +275,7 @@ def build_trainer(
                 content_weight=1.0,
                 members=spec["members"],
                 kl_weight=0.0,
+                separate_adversarial=spec.get("separate_adversarial", False),
             ),
         ],
         dataset=torch.utils.data.TensorDataset(torch.zeros(1)),  # never read: batches are synthetic
@@ -361,6 +386,103 @@ def summarise_profile(prof) -> dict[str, float]:
     return {k: round(v / all_time, 4) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
+def _conv_flops(input_shape, weight_shape, stride, padding, dilation, groups) -> int | None:
+    """FLOPs (2 per multiply-add) of one forward convolution from its argument shapes."""
+    try:
+        n, _, *spatial = (int(v) for v in input_shape)
+        cout, cin_g, *kernel = (int(v) for v in weight_shape)
+    except (TypeError, ValueError):
+        return None
+    dims = len(kernel)
+
+    def per_axis(v, default):
+        v = list(v) if isinstance(v, (list, tuple)) and v else [default] * dims
+        return (v * dims)[:dims] if len(v) == 1 else v
+
+    stride, padding, dilation = per_axis(stride, 1), per_axis(padding, 0), per_axis(dilation, 1)
+    if min(stride) < 1:
+        return None
+    out = [
+        (s + 2 * p - d * (k - 1) - 1) // st + 1
+        for s, p, d, k, st in zip(spatial, padding, dilation, kernel, stride)
+    ]
+    return 2 * n * cout * math.prod(out) * cin_g * math.prod(kernel)
+
+
+def conv_rates(prof, top: int = 25) -> dict[str, Any]:
+    """Per convolution call signature (forward or backward, input and weight shapes): calls,
+    CPU time (inclusive), FLOPs and GFLOP/s, sorted by time -- what separates the iteration
+    from the roofline's conv peak -- and the time per convolution kernel (oneDNN or the slow
+    fallback). Backward FLOPs are 2x the forward's (input and weight gradients; 1x when only
+    one of them is needed, e.g. the first layer's)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    kernels: dict[str, float] = {}
+    for evt in prof.events():
+        if evt.name in _CONV_KERNELS:  # which implementation ran (oneDNN or the slow path)
+            kernels[evt.name] = kernels.get(evt.name, 0.0) + evt.self_cpu_time_total / 1e3
+    for evt in prof.events():
+        name = evt.name
+        if name not in ("aten::convolution", "aten::convolution_backward"):
+            continue
+        shapes = evt.input_shapes or []
+        backward = name.endswith("backward")
+        x_shape, w_shape = (shapes[1], shapes[2]) if backward else (shapes[0], shapes[1])
+        args = list(getattr(evt, "concrete_inputs", []) or [])
+        if backward:
+            # (grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
+            #  output_padding, groups, output_mask)
+            a = args + [None] * 11
+            stride, padding, dilation, groups = a[4], a[5], a[6], a[9]
+            mask = a[10] or [True, True, True]
+            factor = int(bool(mask[0])) + int(bool(mask[1]))
+        else:
+            # (input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+            a = args + [None] * 9
+            stride, padding, dilation, groups = a[3], a[4], a[5], a[8]
+            factor = 1
+        flops = _conv_flops(x_shape, w_shape, stride, padding, dilation, groups or 1)
+        key = (name.split("::")[1], tuple(x_shape), tuple(w_shape))
+        row = rows.setdefault(
+            key,
+            {
+                "op": key[0],
+                "input": list(x_shape),
+                "weight": list(w_shape),
+                "calls": 0,
+                "ms": 0.0,
+                "gflop": 0.0,
+            },
+        )
+        row["calls"] += 1
+        row["ms"] += evt.cpu_time_total / 1e3  # inclusive: the kernels run inside
+        row["gflop"] += (flops or 0) * factor / 1e9
+    out = sorted(rows.values(), key=lambda r: -r["ms"])
+    total = sum(r["ms"] for r in out) or 1.0
+    for r in out:
+        r["share_of_conv_time"] = round(r["ms"] / total, 4)
+        r["gflops"] = round(r["gflop"] / (r["ms"] / 1e3), 1) if r["ms"] else None
+        r["ms"] = round(r["ms"], 1)
+        r["gflop"] = round(r["gflop"], 2)
+    return {
+        "by_shape": out[:top],
+        "kernels_ms": {k: round(v, 1) for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])},
+        "total_conv_ms": round(total, 1),
+        "total_conv_gflop": round(sum(r["gflop"] for r in out), 2),
+    }
+
+
+#: convolution kernels by implementation: oneDNN (fast) or ATen's im2col fallback (slow; bf16
+#: takes it on CPUs without native bf16, e.g. AVX2-only machines)
+_CONV_KERNELS = (
+    "aten::mkldnn_convolution",
+    "aten::_slow_conv2d_forward",
+    "aten::_slow_conv2d_backward",
+    "aten::slow_conv3d_forward",
+    "aten::_slow_conv3d_backward",
+    "aten::slow_conv_dilated2d",
+)
+
+
 def run(
     name: str,
     precision: str = "bf16",
@@ -385,6 +507,9 @@ def run(
         t0 = time.perf_counter()
         trainer = build_trainer(spec, precision, channels_last, tmp)
         build_s = time.perf_counter() - t0
+        params = {
+            k: sum(p.numel() for p in m.parameters()) for k, m in trainer.setup.models.items()
+        }
         total_flops, by_op = None, None
         warm_times = []
         for i in range(max(1, warmup)):
@@ -404,7 +529,9 @@ def run(
             from torch.profiler import ProfilerActivity
             from torch.profiler import profile as torch_profile
 
-            with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            with torch_profile(
+                activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True
+            ) as prof:
                 iteration(trainer)
             Path(profile).write_text(
                 prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
@@ -414,12 +541,14 @@ def run(
                 )
             )
             profile_summary = summarise_profile(prof)
+            profile_convs = conv_rates(prof)
         finite = all(math.isfinite(v) for v in last_logs.values())
     stats = summarise(times)
     s_per_iter = stats["median_s"]
     batches = spec["critic_steps"] + 1
     result = {
         "config": name,
+        "parameters": params,
         "spec": spec,
         "precision": precision,
         "channels_last": channels_last,
@@ -430,9 +559,13 @@ def run(
         "s_per_iter": s_per_iter,
         "timing": stats,
         "samples_per_s": spec["batch_size"] * batches / s_per_iter,
+        # generator samples of the generator step: ensemble members (+ a separate one for the
+        # critic, as dsrnngan draws it) per condition
+        "generator_step_samples": spec["batch_size"]
+        * (spec["members"] + (1 if spec.get("separate_adversarial") else 0)),
         "generator_iters_per_s": 1.0 / s_per_iter,
         "losses_finite": finite,
-        **({"profile": profile_summary} if profile else {}),
+        **({"profile": profile_summary, "profile_convs": profile_convs} if profile else {}),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     if total_flops is not None:
@@ -441,3 +574,42 @@ def run(
         top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
         result["flops_by_op"] = {k: round(v / total_flops, 4) for k, v in top}
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/train_step.py P1 --precision bf16 --profile p1.txt``: one
+    configuration, printed as JSON (with ``--profile``: the torch.profiler tables in that
+    file, and per convolution shape its time, FLOPs and GFLOP/s in the JSON)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("config", choices=TRAIN_CONFIGS)
+    ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="toy sizes")
+    ap.add_argument("--profile", default=None, help="write torch.profiler tables here")
+    ap.add_argument("--batch-size", type=int, default=None, help="override the batch")
+    ap.add_argument("--out", default=None, help="write the JSON result here too")
+    args = ap.parse_args(argv)
+    result = run(
+        args.config,
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        iters=args.iters,
+        warmup=args.warmup,
+        quick=args.quick,
+        profile=args.profile,
+        overrides={"batch_size": args.batch_size} if args.batch_size else None,
+    )
+    text = json.dumps(result, indent=2, default=str)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -464,7 +464,13 @@ def test_every_registered_metric_runs_in_3d():
     reference = np.where(valid, np.nan_to_num(truth), np.nan)[None] + np.arange(3).reshape(
         3, 1, 1, 1, 1
     )
-    small = {"pooled_crps": {"windows": [(4, 2)]}, "fss": {"scales": [1, 3]}}
+    small = {
+        "pooled_crps": {"windows": [(4, 2)]},
+        "fss": {"scales": [1, 3]},
+        "block_artefacts": {"factor": 2, "tile": 4},
+        "roc": {"thresholds": [0.5]},
+        "reliability": {"thresholds": [0.5]},
+    }
     for name, cls in METRICS.items():
         if not cls.__module__.startswith("geogan.evaluation"):
             continue

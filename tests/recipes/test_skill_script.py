@@ -222,6 +222,12 @@ def test_skill_script_end_to_end(tiny_presets):
     best = min(metrics["methods"][b]["crps"] for b in ("bilinear", "bicubic", "lanczos"))
     for b in ("bilinear", "bicubic", "lanczos"):
         assert metrics["methods"][b]["crps"] == pytest.approx(metrics["methods"][b]["mae"])
+    # the deterministic network (same data and budget) is scored in the same report
+    assert knmi["det_train"]["steps"] == 2
+    det = metrics["methods"]["det"]
+    assert det["members"] == 1 and det["crps"] == pytest.approx(det["mae"])
+    assert knmi["headline"]["det"]["crps"] == pytest.approx(det["crps"])
+    assert "roc_auc_1" in metrics["methods"]["geogan"]
     crps_target = knmi["targets"][0]
     assert crps_target["pass"] == (metrics["methods"]["geogan"]["crps"] <= 0.85 * best)
     # the rank target is judged at the truth's precision (detected: 0.12 mm/h), raw ranks kept
@@ -250,6 +256,8 @@ def test_skill_script_end_to_end(tiny_presets):
     assert sub.sizes["time"] == 2 and sub["precip"].attrs["units"] == "mm/h"
     sub.close()
     assert len((out / "bom" / "times.txt").read_text().splitlines()) == 3
+    bom_metrics = json.loads(Path(bom["eval"]["metrics_file"]).read_text())
+    assert "det" in bom_metrics["methods"]
 
     # MeteoNet side by side: constants only in the first run
     assert summary["meteonet_const"]["constants"] == ["orography", "lsm"]
@@ -283,3 +291,9 @@ def test_skill_script_end_to_end(tiny_presets):
     assert bom_again["knmi"]["train"] == knmi["train"]
     assert any("BoM stage re-run" in n for n in bom_again["notes"])
     assert skill.main(["--out", str(out / "missing"), "--redo-bom", "--quiet"]) == 2
+
+    # --resume keeps every finished stage: nothing is trained or generated again
+    assert skill.main([*argv, "--resume", "--skip-meteonet", "--skip-bom"]) == 0
+    resumed = json.loads((out / "skill_summary.json").read_text())
+    assert resumed["knmi"]["train"]["seconds"] == knmi["train"]["seconds"]
+    assert resumed["knmi"]["headline"]["crps"] == pytest.approx(knmi["headline"]["crps"])

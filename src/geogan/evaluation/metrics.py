@@ -641,7 +641,9 @@ class EnsembleMeanErrors(StreamingMetric):
     """Bias (mean error, forecast - truth), RMSE and MAE of the ensemble mean over valid pixels.
 
     For a deterministic forecast the "ensemble mean" is the forecast itself.
-    Returns ``bias``, ``rmse``, ``mae`` in the data's units.
+    Returns ``bias``, ``rmse``, ``mae`` in the data's units, the truth's mean over the
+    same pixels ``mean_truth`` and ``relative_bias = bias / mean_truth`` (e.g. a wet bias
+    as a share of the mean rain rate; NaN when the truth's mean is 0).
     """
 
     name = "ensemble_mean_errors"
@@ -652,13 +654,18 @@ class EnsembleMeanErrors(StreamingMetric):
         self._add("sq", (err**2).sum())
         self._add("abs", np.abs(err).sum())
         self._add("n", err.size)
+        self._add("truth", truth[valid].astype(np.float64).sum())
 
     def finalize(self):
         n = float(self._get("n"))
+        bias = _safe_div(self.state["sum"], n)
+        mean_truth = _safe_div(self.state["truth"], n) if "truth" in self.state else float("nan")
         return {
-            "bias": _safe_div(self.state["sum"], n),
+            "bias": bias,
             "rmse": math.sqrt(_safe_div(self.state["sq"], n)),
             "mae": _safe_div(self.state["abs"], n),
+            "mean_truth": mean_truth,
+            "relative_bias": bias / mean_truth if mean_truth else float("nan"),
         }
 
 
@@ -950,3 +957,11 @@ class FSS(StreamingMetric):
             "useful": useful,
         }
         return out
+
+
+# --------------------------------------------------------------------------- more metrics
+# Defined in their own modules (ROC/reliability/Brier, block artefacts) and registered in
+# METRICS when this module is imported, like the ones above.
+from geogan.evaluation import artefacts as _artefacts  # noqa: E402,F401
+from geogan.evaluation import categorical as _categorical  # noqa: E402,F401
+from geogan.evaluation import image_metrics as _image_metrics  # noqa: E402,F401

@@ -23,8 +23,12 @@ from geogan.core.atomic import atomic_path  # noqa: E402
 
 __all__ = [
     "make_figures",
+    "plot_block_artefacts",
     "plot_fss",
     "plot_rank_histograms",
+    "plot_reliability",
+    "plot_roc",
+    "plot_rgb_composite",
     "plot_rapsd",
     "plot_sample_maps",
     "plot_scores",
@@ -334,6 +338,239 @@ def plot_scores(
     return _save(fig, path)
 
 
+def plot_roc(
+    path: str | os.PathLike, roc: Mapping[str, Mapping[str, Any]], *, title: str = ""
+) -> Path:
+    """ROC curves (hit rate against false-alarm rate), one panel per threshold, one line per
+    method, the no-skill diagonal dashed; the legend gives each method's area (AUC).
+
+    ``roc``: name -> the ``"roc"`` curve of :class:`geogan.evaluation.categorical.ROC`.
+    A deterministic forecast is one point joined to (0, 0) and (1, 1).
+    """
+    names = list(roc)
+    thresholds = list(roc[names[0]]["thresholds"])
+    n = max(1, len(thresholds))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.6), squeeze=False, layout="constrained")
+    for i, thr in enumerate(thresholds):
+        ax = axes[0][i]
+        for name in names:
+            curve = roc[name]
+            far = np.asarray(curve["false_alarm_rate"][i], dtype=np.float64)
+            hit = np.asarray(curve["hit_rate"][i], dtype=np.float64)
+            auc = _num(curve["auc"][i])
+            ax.plot(far, hit, marker="o", ms=3, label=f"{name} ({auc:.3f})")
+        ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("false-alarm rate")
+        ax.set_title(f"> {thr:g}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right", title="AUC", title_fontsize=7)
+    axes[0][0].set_ylabel("hit rate")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_reliability(
+    path: str | os.PathLike, reliability: Mapping[str, Mapping[str, Any]], *, title: str = ""
+) -> Path:
+    """Reliability diagrams: observed frequency against forecast probability, one panel per
+    threshold, one line per method (ensembles; bins = the ensemble's own levels ``k / M``),
+    the perfect-reliability diagonal dashed and the base rate dotted; below, the share of
+    pairs per probability bin (sharpness, log scale).
+
+    ``reliability``: name -> the ``"reliability"`` curve of
+    :class:`geogan.evaluation.categorical.Reliability`.
+    """
+    names = list(reliability)
+    thresholds = list(reliability[names[0]]["thresholds"])
+    n = max(1, len(thresholds))
+    fig, axes = plt.subplots(
+        2,
+        n,
+        figsize=(3.6 * n, 5.0),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"height_ratios": [3, 1]},
+        sharex=True,
+    )
+    for i, thr in enumerate(thresholds):
+        ax, bar = axes[0][i], axes[1][i]
+        for name in names:
+            curve = reliability[name]
+            p = np.asarray(curve["probability"], dtype=np.float64)
+            obs = np.array(
+                [np.nan if v is None else v for v in curve["observed_frequency"][i]],
+                dtype=np.float64,
+            )
+            count = np.asarray(curve["count"][i], dtype=np.float64)
+            (line,) = ax.plot(p, obs, marker="o", ms=3, label=name)
+            share = count / count.sum() if count.sum() > 0 else count
+            bar.semilogy(p, np.where(share > 0, share, np.nan), marker=".", color=line.get_color())
+        base = _num(reliability[names[0]]["base_rate"][i])
+        ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
+        if np.isfinite(base):
+            ax.axhline(base, color="k", ls=":", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"> {thr:g}", fontsize=9)
+        bar.set_xlabel("forecast probability")
+    axes[0][0].set_ylabel("observed frequency")
+    axes[1][0].set_ylabel("share of pairs")
+    axes[0][-1].legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_block_artefacts(
+    path: str | os.PathLike, curves: Mapping[str, Mapping[str, Any]], *, title: str = ""
+) -> Path:
+    """Power at the coarse-grid frequency (order 1) and its harmonics relative to the truth's,
+    one group of bars per order, one bar per method (log scale); 1 (the truth) dashed and the
+    1.2x tolerance dotted.
+
+    ``curves``: name -> the ``"block_artefacts"`` curve of
+    :class:`geogan.evaluation.artefacts.BlockArtefacts`.
+    """
+    names = [n for n in curves if curves[n].get("order")]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 0.9 * len(names)), 3.6), layout="constrained")
+    orders = sorted({int(h) for n in names for h in curves[n]["order"]})
+    width = 0.8 / max(1, len(names))
+    for j, name in enumerate(names):
+        by_order = dict(zip(curves[name]["order"], curves[name]["ratio"]))
+        vals = np.array([_num(by_order.get(h)) for h in orders])
+        ax.bar(np.arange(len(orders)) + (j - (len(names) - 1) / 2) * width, vals, width, label=name)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.axhline(1.2, color="k", ls=":", lw=1)
+    ax.set_xticks(range(len(orders)), [f"{h}/f" for h in orders])
+    ax.set_xlabel("lattice frequency (cycles per pixel; f = coarse-pixel size)")
+    ax.set_ylabel("power / truth's power")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def _rgb_image(
+    channels: Sequence[np.ndarray], lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[H, W, 3]`` floats in [0, 1] from three ``[H, W]`` fields scaled by ``(lo, hi)``, and
+    the ``[H, W]`` mask of pixels where a channel is missing (shown grey)."""
+    stack = np.stack([np.asarray(c, dtype=np.float64) for c in channels], axis=-1)
+    missing = ~np.isfinite(stack).all(axis=-1)
+    img = np.clip((np.nan_to_num(stack) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    img[missing] = 0.74  # the grey of missing pixels in the other maps
+    return img, missing
+
+
+def plot_rgb_composite(
+    path: str | os.PathLike,
+    coarse: Sequence[np.ndarray],
+    truth: Sequence[np.ndarray],
+    members: Sequence[np.ndarray],
+    valid: np.ndarray | None = None,
+    *,
+    baselines: Mapping[str, Sequence[np.ndarray]] | None = None,
+    n_members: int = 3,
+    zoom: int | None = 96,
+    names: Sequence[str] = ("red", "green", "blue"),
+    title: str = "",
+) -> Path:
+    """True-colour composites of one time step: input, truth, baselines, members, ensemble
+    mean, and the ensemble spread (the three channels' standard deviations, ddof = 1, as
+    one colour image on its own scale).
+
+    Every argument holds the three channels in the order of ``names`` (red, green, blue):
+    ``coarse`` three ``[h, w]``, ``truth`` three ``[H, W]``, ``members`` three ``[M, H, W]``,
+    each of ``baselines`` three ``[H, W]``; ``valid [H, W]`` (unscored pixels grey). All
+    composites share one linear scale (0.5th to 99.5th percentile of truth and members over
+    the three channels), so the colours compare across panels. ``zoom``: a second row of
+    ``zoom x zoom`` pixels around the strongest coarse-block brightness, where a lattice at
+    the coarse-pixel spacing or smeared edges would show; None gives one row.
+    """
+    coarse = [np.asarray(c, dtype=np.float64) for c in coarse]
+    truth = [np.asarray(t, dtype=np.float64) for t in truth]
+    members = [np.asarray(m, dtype=np.float64) for m in members]
+    members = [m[None] if m.ndim == 2 else m for m in members]
+    if not (len(coarse) == len(truth) == len(members) == 3):
+        raise ValueError("plot_rgb_composite needs three channels (red, green, blue)")
+    mask = np.isfinite(truth[0]) if valid is None else np.asarray(valid, dtype=bool)
+    factor = max(1, truth[0].shape[0] // max(coarse[0].shape[0], 1))
+    rows, cols = _valid_box(mask, factor)
+    csl = (
+        slice(rows.start // factor, -(-rows.stop // factor)),
+        slice(cols.start // factor, -(-cols.stop // factor)),
+    )
+    mask = mask[rows, cols]
+    coarse = [c[csl] for c in coarse]
+    truth = [np.where(mask, t[rows, cols], np.nan) for t in truth]
+    members = [np.where(mask, m[:, rows, cols], np.nan) for m in members]
+    extra = {
+        k: [np.where(mask, np.asarray(c, dtype=np.float64)[rows, cols], np.nan) for c in v]
+        for k, v in (baselines or {}).items()
+    }
+    mean = [m.mean(axis=0) for m in members]
+    spread = [
+        np.where(mask, m.std(axis=0, ddof=1) if m.shape[0] > 1 else np.zeros_like(m[0]), np.nan)
+        for m in members
+    ]
+    shown = min(n_members, members[0].shape[0])
+    # the truth's range: it looks as it should, and members out of it show saturated
+    values = np.concatenate([t[np.isfinite(t)] for t in truth])
+    lo, hi = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+    spread_values = np.concatenate([s[np.isfinite(s)] for s in spread]) if shown else np.zeros(1)
+    spread_hi = float(np.percentile(spread_values, 99.5)) if spread_values.size else 1.0
+
+    def panels(sl, csl_):
+        out = [("input (coarse)", [c[csl_] for c in coarse]), ("truth", [t[sl] for t in truth])]
+        out += [(name, [c[sl] for c in chans]) for name, chans in extra.items()]
+        out += [(f"member {i + 1}", [m[i][sl] for m in members]) for i in range(shown)]
+        out += [("ensemble mean", [m[sl] for m in mean])]
+        return out
+
+    full = (slice(None), slice(None))
+    layout = [(panels(full, full), spread, "")]
+    if zoom and min(truth[0].shape) >= 2 * zoom:
+        brightness = np.mean(truth, axis=0)
+        zr, zc = _core_window(brightness, zoom, factor)
+        zcsl = (
+            slice(zr.start // factor, zr.stop // factor),
+            slice(zc.start // factor, zc.stop // factor),
+        )
+        layout.append(
+            (panels((zr, zc), zcsl), [s[zr, zc] for s in spread], f"zoom ({zoom}x{zoom} px)")
+        )
+    n = len(layout[0][0]) + 1
+    fig, axes = plt.subplots(
+        len(layout), n, figsize=(2.6 * n, 2.9 * len(layout)), squeeze=False, layout="constrained"
+    )
+    for row, (items, spread_maps, prefix) in enumerate(layout):
+        for ax, (label, chans) in zip(axes[row], items):
+            img, _ = _rgb_image(chans, lo, hi)
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(label, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        img, _ = _rgb_image(spread_maps, 0.0, spread_hi)
+        ax = axes[row][-1]
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title("ensemble spread (RGB)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if prefix:
+            axes[row][0].set_ylabel(prefix, fontsize=9)
+    fig.suptitle(
+        title
+        or f"true colour ({', '.join(names)}; scale {lo:.3g} to {hi:.3g}; "
+        f"spread 0 to {spread_hi:.3g})",
+        fontsize=10,
+    )
+    return _save(fig, path)
+
+
 def _middle_level(sample: Mapping[str, Any]) -> dict[str, Any]:
     """The 2D maps of a 3D sample (``truth [D, H, W]``): its middle level, and the coarse
     level that covers it (``coarse [d, h, w]``, ``D = f d``)."""
@@ -439,5 +676,17 @@ def make_figures(
     fss = {n: c["fss"] for n, c in curves.items() if "fss" in c}
     if fss:
         figures["fss"] = plot_fss(out_dir / "fss.png", fss)
+    roc = {n: c["roc"] for n, c in curves.items() if "roc" in c}
+    if roc:
+        figures["roc"] = plot_roc(out_dir / "roc.png", roc)
+    rel = {n: c["reliability"] for n, c in curves.items() if "reliability" in c}
+    if rel:
+        # a deterministic forecast has two probability levels: shown, but the ensembles' matter
+        figures["reliability"] = plot_reliability(out_dir / "reliability.png", rel)
+    blocks = {n: c["block_artefacts"] for n, c in curves.items() if c.get("block_artefacts")}
+    if any(b.get("order") for b in blocks.values()):
+        figures["block_artefacts"] = plot_block_artefacts(
+            out_dir / "block_artefacts.png", blocks, title="lattice at the coarse-pixel spacing"
+        )
     figures["scores"] = plot_scores(out_dir / "scores.png", result["methods"])
     return figures

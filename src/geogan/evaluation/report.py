@@ -27,6 +27,14 @@ _DIRECTIONS: tuple[tuple[str, str | None], ...] = (
     ("n_", None),
     ("rank_n", None),
     ("members", None),
+    ("block_tiles", None),
+    ("block_power_ratio", "one"),
+    ("block_contrast_ratio", "one"),
+    ("brier_rel", "min"),
+    ("brier_res", "max"),
+    ("brier_unc", None),
+    ("brier", "min"),
+    ("roc_auc", "max"),
     ("spread", None),
     ("crps", "min"),
     ("mae", "min"),
@@ -37,6 +45,8 @@ _DIRECTIONS: tuple[tuple[str, str | None], ...] = (
     ("wasserstein", "min"),
     ("pixel_wasserstein", "min"),
     ("bias", "abs"),
+    ("relative_bias", "abs"),
+    ("mean_truth", None),
     ("ssr", "one"),
     ("rank_max_ratio", "one"),
     ("rank_min_ratio", "one"),
@@ -187,7 +197,9 @@ def write_report(
     sections.append(
         "<p>Best value per row highlighted: lowest for errors, CRPS, LSD (dB) and Wasserstein "
         "distances; highest for FSS; "
-        "closest to 0 for bias; closest to 1 for the spread-skill ratio and rank-histogram ratios.</p>"
+        "closest to 0 for bias; closest to 1 for the spread-skill ratio and rank-histogram ratios"
+        " and for the block-artefact power ratio; highest for ROC areas (roc_auc) and Brier"
+        " resolution, lowest for Brier scores and their reliability term.</p>"
     )
     sections.append(_table(methods))
     if figures:

@@ -59,14 +59,15 @@ def _check_count(value: int, name: str, minimum: int) -> int:
 
 
 def _patchify_down(
-    dims: int, in_channels: int, out_channels: int, factors: Sequence[int]
+    dims: int, in_channels: int, out_channels: int, factors: Sequence[int], relu: bool = False
 ) -> nn.Sequential:
-    """``[B, in, *n] -> [B, out, *(n / prod(factors))]``: one kernel=stride=factor conv per stage."""
+    """``[B, in, *n] -> [B, out, *(n / prod(factors))]``: one kernel=stride=factor conv per stage,
+    each followed by a LeakyReLU (``relu``: a ReLU, as ``dsrnngan``'s critic has)."""
     layers: list[nn.Module] = []
     for f in factors:
         layers += [
             conv_nd(dims, in_channels, out_channels, kernel_size=f, stride=f, padding="valid"),
-            nn.LeakyReLU(NEGATIVE_SLOPE),
+            nn.ReLU() if relu else nn.LeakyReLU(NEGATIVE_SLOPE),
         ]
         in_channels = out_channels
     return nn.Sequential(*layers)
@@ -269,6 +270,8 @@ def sample_latent(
     return mean + torch.exp(0.5 * logvar) * noise
 
 
+#: ``style`` options of :class:`DownscalingCritic`
+CRITIC_STYLES = ("geogan", "dsrnngan")
 #: ``conserve_mean`` modes of :class:`DownscalingGenerator`
 CONSERVE_MODES = ("none", "additive", "smooth", "softmax")
 #: Richardson steps of the ``smooth`` constraint (see ``DownscalingGenerator._conserve``)
@@ -419,11 +422,17 @@ class DownscalingGenerator(nn.Module):
         noise: torch.Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+        return_block_error: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """``[B, C_in, *n]``, ``[B, K, *(n * factor)] | None``, ``[B, N, *n] | None`` -> ``[B, C_out, *(n * factor)]``.
 
         When ``noise`` is None (and ``N > 0``) it is drawn from ``generator``
         (or the global RNG); pass it explicitly for reproducible members.
+        ``return_block_error``: also return what the ``conserve_mean`` constraint corrects,
+        ``coarse - pool(output before the constraint)`` ``[B, C_out, *n]`` (None without an
+        additive or smooth constraint), so training can keep it small: the constraint makes
+        the output blind to it, and left alone it drifts per member and shows as a lattice
+        at the coarse-pixel spacing in the ensemble spread.
         """
         who = type(self).__name__
         check_tensor(input, who=who, name="input", dims=self.dims, channels=self.in_channels)
@@ -473,11 +482,16 @@ class DownscalingGenerator(nn.Module):
             y = y + base.to(y.dtype)
         if self.conserve_mean == "softmax":
             # the block softmax is the output activation: non-negative, zero where the input is
-            return self._conserve(y, input[:, : self.out_channels])
+            y = self._conserve(y, input[:, : self.out_channels])
+            return (y, None) if return_block_error else y
         y = self.activation(y)
+        error = None
+        if return_block_error and self.conserve_mean in ("additive", "smooth"):
+            pool = nn.functional.avg_pool2d if self.dims == 2 else nn.functional.avg_pool3d
+            error = input[:, : self.out_channels].to(y.dtype) - pool(y, self.factor)
         if self.conserve_mean != "none":
             y = self._conserve(y, input[:, : self.out_channels])
-        return y
+        return (y, error) if return_block_error else y
 
     def _interpolate(self, x: torch.Tensor, factor: int) -> torch.Tensor:
         """Interpolation by ``factor`` on every axis, wrapping around periodic ones."""
@@ -555,7 +569,12 @@ class DownscalingCritic(nn.Module):
     ``constant_channels`` (``K``), ``out_channels`` (``C_out`` of the image),
     ``filters``, ``downsampling_factors`` (product = downscaling factor),
     ``arch``, ``batch_norm``, ``padding_mode`` as for
-    :class:`DownscalingGenerator`.
+    :class:`DownscalingGenerator`; ``style``: ``"geogan"`` (the structure above) or
+    ``"dsrnngan"``, the critic exactly as ``dsrnngan`` (Harris et al. 2022) builds it: the
+    constants go to low resolution by patchify convolutions (``filters`` wide, ReLU) instead
+    of average pooling, the high-resolution patchify convolutions end with a ReLU, the
+    streams meet in two residual blocks, and the dense layers are ``filters -> 64 -> 1``
+    with a ReLU (used by the equal-work speed benchmark against that code).
     """
 
     def __init__(
@@ -570,6 +589,7 @@ class DownscalingCritic(nn.Module):
         arch: str = "forceconv",
         batch_norm: bool = False,
         padding_mode: PaddingModes = "reflect",
+        style: str = "geogan",
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
@@ -577,6 +597,12 @@ class DownscalingCritic(nn.Module):
         self.constant_channels = _check_count(constant_channels, "constant_channels", 0)
         self.out_channels = _check_count(out_channels, "out_channels", 1)
         filters = _check_count(filters, "filters", 1)
+        if style not in CRITIC_STYLES:
+            raise ConfigError(
+                f"unknown critic style {style!r}; choose one of {', '.join(CRITIC_STYLES)}"
+            )
+        self.style = style
+        reference = style == "dsrnngan"
         factors = check_factors(downsampling_factors, "downsampling_factors")
         self.factor = total_factor(factors)
         force, _ = _arch(arch)
@@ -590,24 +616,33 @@ class DownscalingCritic(nn.Module):
             negative_slope=NEGATIVE_SLOPE,
         )
         k = self.constant_channels
-        self.constants_pool = Downsample(dims, self.factor) if k else None
+        if reference:
+            self.constants_down = (
+                _patchify_down(dims, k, filters, factors, relu=True) if k else None
+            )
+        else:
+            self.constants_pool = Downsample(dims, self.factor) if k else None
 
         widths = [filters] * (len(factors) - 1) + [2 * filters]
-        low_ch, high_ch = self.in_channels + k, self.out_channels + k
+        low_ch = self.in_channels + (filters if reference and k else k)
+        high_ch = self.out_channels + k
         self.low_blocks = nn.ModuleList()
         self.high_down = nn.ModuleList()
         self.high_blocks = nn.ModuleList()
         for f, width in zip(factors, widths):
             self.low_blocks.append(block(low_ch, width))
-            self.high_down.append(_patchify_down(dims, high_ch, width, [f]))
+            self.high_down.append(_patchify_down(dims, high_ch, width, [f], relu=reference))
             self.high_blocks.append(block(width, width))
             low_ch = high_ch = width
-        self.joint = nn.Sequential(
-            block(low_ch + high_ch, filters), block(filters, filters), block(filters, filters)
-        )
-        self.dense = nn.Sequential(
-            nn.Linear(filters, filters), nn.LeakyReLU(NEGATIVE_SLOPE), nn.Linear(filters, 1)
-        )
+        joint = [block(low_ch + high_ch, filters)]
+        joint += [block(filters, filters) for _ in range(1 if reference else 2)]
+        self.joint = nn.Sequential(*joint)
+        if reference:
+            self.dense = nn.Sequential(nn.Linear(filters, 64), nn.ReLU(), nn.Linear(64, 1))
+        else:
+            self.dense = nn.Sequential(
+                nn.Linear(filters, filters), nn.LeakyReLU(NEGATIVE_SLOPE), nn.Linear(filters, 1)
+            )
         _pad_in_input_dtype(self)
 
     def forward(
@@ -640,7 +675,8 @@ class DownscalingCritic(nn.Module):
                 channels=self.constant_channels,
                 spatial=high,
             )
-            lo = torch.cat([input, self.constants_pool(constants)], dim=1)
+            down = self.constants_down if self.style == "dsrnngan" else self.constants_pool
+            lo = torch.cat([input, down(constants)], dim=1)
         for low_block in self.low_blocks:
             lo = low_block(lo)
         return lo

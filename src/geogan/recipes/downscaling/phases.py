@@ -37,13 +37,22 @@ def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
 
 
 def sample_members(
-    batch: dict[str, torch.Tensor], ctx: StepContext, mode: str, members: int, tag: int = NOISE_TAG
+    batch: dict[str, torch.Tensor],
+    ctx: StepContext,
+    mode: str,
+    members: int,
+    tag: int = NOISE_TAG,
+    block_error: list | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``members`` generated images ``[members, B, C_out, H, W]`` and the KL term (vaegan) or None."""
+    """``members`` generated images ``[members, B, C_out, H, W]`` and the KL term (vaegan) or None.
+
+    ``block_error``: a list that receives the generator's block-mean error before its
+    ``conserve_mean`` constraint (``[members * B, C_out, h, w]`` or None)."""
     g = ctx.models["generator"]
     x, c = batch["input"], _constants(batch)
     xr, cr = _repeat(x, members), _repeat(c, members)
     kl = None
+    kw = {"return_block_error": True} if block_error is not None else {}
     if mode == "vaegan":
         mean, logvar = ctx.models["encoder"](x, c)
         kl = kl_divergence(mean.float(), logvar.float())
@@ -51,12 +60,15 @@ def sample_members(
         z = sample_latent(
             _repeat(mean, members), _repeat(logvar, members), noise=eps.to(mean.dtype)
         )
-        fake = g(xr, cr, z)
+        fake = g(xr, cr, z, **kw)
     elif mode == "det":
-        fake = g(xr, cr, None)
+        fake = g(xr, cr, None, **kw)
     else:
         noise = ctx.randn(g.noise_shape(xr), tag=tag) if g.noise_channels else None
-        fake = g(xr, cr, noise)
+        fake = g(xr, cr, noise, **kw)
+    if block_error is not None:
+        fake, error = fake
+        block_error.append(error)
     return fake.reshape(members, x.shape[0], *fake.shape[1:]), kl
 
 
@@ -78,22 +90,37 @@ def _without_parameter_grads(model: torch.nn.Module, *args: torch.Tensor) -> tor
 
 
 class CriticPhase:
-    """``critic_steps`` critic updates per step: adversarial critic loss + gradient penalty."""
+    """``critic_steps`` critic updates per step: adversarial critic loss + gradient penalty.
+
+    ``share_low_features`` (default): the critic's low-resolution stream, which depends on
+    the condition only, runs once for the real, generated and interpolated images (same
+    values, less work). False runs the whole critic three times, as ``dsrnngan`` does (the
+    equal-work speed benchmark).
+    """
 
     name = "critic"
     optimizer = "critic"
     updates_ema = False
 
-    def __init__(self, *, repeats: int, mode: str, adversarial: str, gp_weight: float) -> None:
+    def __init__(
+        self,
+        *,
+        repeats: int,
+        mode: str,
+        adversarial: str,
+        gp_weight: float,
+        share_low_features: bool = True,
+    ) -> None:
         self.repeats = repeats
         self.mode = mode
         self.adversarial = get_adversarial(adversarial)
         self.gp_weight = gp_weight
+        self.share_low_features = share_low_features
 
     def loss(self, batch, ctx: StepContext):
         d = ctx.models["critic"]
         x, c, y, mask = batch["input"], _constants(batch), batch["target"], batch["mask"]
-        split = hasattr(d, "low_features") and hasattr(d, "score")
+        split = self.share_low_features and hasattr(d, "low_features") and hasattr(d, "score")
         # One autocast region for the whole loss: each weight is cast to bf16 once per step
         # (autocast caches casts until its outermost region exits), not once per critic call.
         with ctx.autocast():
@@ -128,7 +155,19 @@ class CriticPhase:
 
 
 class GeneratorPhase:
-    """One generator update: adversarial loss on one member + weighted ensemble content loss."""
+    """One generator update: adversarial loss on one member + weighted ensemble content loss.
+
+    By default the adversarial member is the first of the ``members`` the content loss uses
+    (``members`` generator samples per condition). ``separate_adversarial=True`` draws it
+    apart, as ``dsrnngan`` does (``members + 1`` samples: one for the critic, ``members``
+    for the content loss; all in one batched generator call).
+
+    ``block_mean_weight`` (with a generator whose ``conserve_mean`` is additive or smooth):
+    adds ``weight * mean |coarse - pool(output before the constraint)|`` over the valid
+    coarse pixels (normalised units), so the network matches the block means itself and the
+    exact constraint only trims a small remainder: left free, the corrected error differs
+    from member to member and the ensemble spread shows the coarse grid as a lattice.
+    """
 
     name = "generator"
     optimizer = "generator"
@@ -145,8 +184,11 @@ class GeneratorPhase:
         members: int,
         kl_weight: float,
         to_physical: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        separate_adversarial: bool = False,
+        block_mean_weight: float = 0.0,
     ) -> None:
         self.mode = mode
+        self.block_mean_weight = float(block_mean_weight)
         self.adversarial = get_adversarial(adversarial) if mode != "det" else None
         self.content_kind = "mse" if mode == "det" else content_kind
         self.content_weight = 1.0 if mode == "det" else content_weight
@@ -155,15 +197,24 @@ class GeneratorPhase:
             self.members = 2  # CRPS needs a spread
         self.kl_weight = kl_weight
         self.to_physical = to_physical
+        self.separate_adversarial = bool(separate_adversarial) and self.adversarial is not None
 
     def loss(self, batch, ctx: StepContext):
         x, c, y, mask = batch["input"], _constants(batch), batch["target"], batch["mask"]
         parts: dict[str, torch.Tensor] = {}
+        extra = 1 if self.separate_adversarial else 0
+        block_error: list | None = [] if self.block_mean_weight > 0 else None
         with ctx.autocast():
-            fakes, kl = sample_members(batch, ctx, self.mode, self.members)
+            fakes, kl = sample_members(
+                batch, ctx, self.mode, self.members + extra, block_error=block_error
+            )
+            adversarial_fake = fakes[0]
+            fakes = fakes[extra:]
             loss = torch.zeros((), device=y.device)
             if self.adversarial is not None:
-                scores = _without_parameter_grads(ctx.models["critic"], x, c, fakes[0] * mask)
+                scores = _without_parameter_grads(
+                    ctx.models["critic"], x, c, adversarial_fake * mask
+                )
                 adv = self.adversarial.generator_loss(scores)
                 loss = loss + adv
                 parts["adv"] = adv.detach()
@@ -184,4 +235,18 @@ class GeneratorPhase:
         if kl is not None:
             loss = loss + self.kl_weight * kl
             parts["kl"] = kl.detach()
+        if block_error and block_error[0] is not None:
+            error = block_error[0].float()
+            f = y.shape[-1] // error.shape[-1]
+            pool = (
+                torch.nn.functional.avg_pool2d
+                if error.ndim == 4
+                else torch.nn.functional.avg_pool3d
+            )
+            # coarse pixels whose every truth pixel is valid (others carry no information)
+            ok = (pool(mask.float(), f) > 0.999).to(error.dtype)
+            ok = torch.cat([ok] * (error.shape[0] // ok.shape[0]), dim=0)
+            penalty = (error.abs() * ok).sum() / ok.sum().clamp_min(1.0) / error.shape[1]
+            loss = loss + self.block_mean_weight * penalty
+            parts["block_error"] = penalty.detach()
         return loss, parts
