@@ -44,10 +44,75 @@ def _encoder_case(dims):
     return kwargs, inputs, (2, 3, *LOW[dims])
 
 
+def _omni_case(name):
+    from test_models_omni import omni_cases  # same folder, on sys.path under pytest
+
+    return lambda dims: omni_cases(dims)[name]
+
+
+def _unet_case(dims):
+    # no dropout: the round-trip and layout checks compare two deterministic forwards
+    kwargs = dict(dims=dims, in_channels=2, out_channels=3, filters=4, depth=3, dropout=0.0)
+    return kwargs, (torch.randn(2, 2, *(8,) * dims),), (2, 3, *(8,) * dims)
+
+
+def _patchgan_case(dims):
+    kwargs = dict(dims=dims, in_channels=3, cond_channels=2, filters=4, n_layers=2, norm="none")
+    n = 32
+    # kernel 4: two stride-2 convs, then two stride-1 convs with padding 1 (pix2pix's "basic")
+    out = ((n // 4) - 1) - 1
+    inputs = (torch.randn(2, 3, *(n,) * dims), torch.randn(2, 2, *(n,) * dims))
+    return kwargs, inputs, (2, 1, *(out,) * dims)
+
+
+def _srsgan_generator_case(dims):
+    kwargs = dict(
+        dims=dims, in_channels=2, out_channels=2, factor=4, chan_base=8, chan_min=4, noise="none"
+    )
+    return kwargs, (torch.randn(2, 2, *LOW[dims]),), (2, 2, *_high(dims))
+
+
+def _srsgan_critic_case(dims):
+    kwargs = dict(
+        dims=dims, condition_channels=3, image_channels=2, factor=2, chan_base=8, chan_min=4
+    )
+    inputs = (torch.randn(2, 3, *(8,) * dims), torch.randn(2, 2, *(16,) * dims))
+    return kwargs, inputs, (2,)
+
+
+def _stylegan2_generator_case(dims):
+    kwargs = dict(
+        dims=dims,
+        size=8,
+        base_size=2,
+        out_channels=2,
+        latent_dim=8,
+        n_mlp=2,
+        channel_max=8,
+        use_noise=False,
+    )
+    return kwargs, (torch.randn(2, 8),), (2, 2, *(8,) * dims)
+
+
+def _stylegan2_discriminator_case(dims):
+    kwargs = dict(dims=dims, size=8, base_size=2, in_channels=2, channel_max=8)
+    return kwargs, (torch.randn(2, 2, *(8,) * dims),), (2, 1)
+
+
 CASES = {
     "downscaling_generator": _generator_case,
     "downscaling_critic": _critic_case,
     "downscaling_encoder": _encoder_case,
+    **{
+        n: _omni_case(n)
+        for n in ("omni_encoder", "omni_decoder", "omni_classifier", "omni_painter")
+    },
+    "unet": _unet_case,
+    "patchgan": _patchgan_case,
+    "srsgan_generator": _srsgan_generator_case,
+    "srsgan_critic": _srsgan_critic_case,
+    "stylegan2_generator": _stylegan2_generator_case,
+    "stylegan2_discriminator": _stylegan2_discriminator_case,
 }
 
 
@@ -127,6 +192,8 @@ def test_channels_last_matches_contiguous(name, dims):
     with torch.no_grad():
         ref = _outputs(model(*inputs))
         model = model.to(memory_format=fmt)
-        out = _outputs(model(*(x.contiguous(memory_format=fmt) for x in inputs)))
+        # only spatial inputs have a layout (a latent vector [B, D] stays as it is)
+        spatial = [x.contiguous(memory_format=fmt) if x.ndim == dims + 2 else x for x in inputs]
+        out = _outputs(model(*spatial))
     for a, b in zip(out, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

