@@ -125,3 +125,57 @@ def test_phase_options_reproduce_the_reference_step():
     GeneratorPhase(members=3, separate_adversarial=True, **kw).loss(batch, ctx())
     hook.remove()
     assert calls == [3 * 2, 4 * 2]  # one batched call each: 3 members, then 3 + 1
+
+
+def test_block_mean_penalty_equals_its_formula():
+    """``return_block_error`` is ``coarse - pool(output before the constraint)``; the
+    generator phase adds ``weight * mean |error|`` over fully valid coarse pixels, and the
+    config key reaches the phase."""
+    import contextlib
+
+    from geogan.models.downscaling import DownscalingGenerator
+    from geogan.recipes.downscaling.config import ContentLossConfig
+    from geogan.recipes.downscaling.phases import GeneratorPhase
+    from geogan.training.phases import StepContext
+
+    assert ContentLossConfig().block_mean_weight == 0.0
+    assert ContentLossConfig(block_mean_weight=0.5).block_mean_weight == 0.5
+    torch.manual_seed(2)
+    g = DownscalingGenerator(
+        in_channels=1, filters=4, noise_channels=0, upsampling_factors=[2], conserve_mean="additive"
+    )
+    x = torch.randn(2, 1, 4, 4)
+    y, error = g(x, None, None, return_block_error=True)
+    # the constraint makes the output's block means equal the input exactly
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(y, 2), x, atol=1e-5, rtol=0)
+    g.conserve_mean = "none"
+    raw = g(x, None, None)
+    g.conserve_mean = "additive"
+    torch.testing.assert_close(error, x - torch.nn.functional.avg_pool2d(raw, 2))
+
+    mask = torch.ones(2, 1, 8, 8)
+    mask[0, :, :2, :2] = 0  # one coarse pixel of sample 0 not fully valid
+    batch = {
+        "input": x,
+        "target": torch.rand(2, 1, 8, 8),
+        "constants": torch.zeros(2, 0, 8, 8),
+        "mask": mask,
+    }
+    ctx = StepContext(
+        step=0,
+        repeat=0,
+        rank=0,
+        seed=0,
+        device=torch.device("cpu"),
+        autocast=contextlib.nullcontext,
+        models={"generator": g},
+        memory_format=torch.contiguous_format,
+    )
+    kw = dict(mode="det", adversarial="wgan", content_kind="mse", content_weight=1.0, kl_weight=0)
+    base, _ = GeneratorPhase(members=1, **kw).loss(batch, ctx)
+    loss, parts = GeneratorPhase(members=1, block_mean_weight=0.5, **kw).loss(batch, ctx)
+    ok = torch.ones(2, 1, 4, 4)
+    ok[0, :, 0, 0] = 0
+    want = (error.abs() * ok).sum() / ok.sum()
+    torch.testing.assert_close(parts["block_error"], want.detach())
+    torch.testing.assert_close(loss, base + 0.5 * want)

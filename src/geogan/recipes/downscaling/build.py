@@ -202,8 +202,7 @@ def build_training(
             members=t.content.members,
             kl_weight=t.kl_weight,
             to_physical=None if t.transformed_space else to_physical_fn(norm, data.target_vars),
-            # train.content.block_mean_weight once the schema has it (0: off, as before)
-            block_mean_weight=float(getattr(t.content, "block_mean_weight", 0.0) or 0.0),
+            block_mean_weight=t.content.block_mean_weight,
         )
     )
     return TrainingSetup(

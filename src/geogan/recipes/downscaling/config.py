@@ -137,11 +137,15 @@ class ContentLossConfig(Section):
 
     ``ensemble_mse``: MSE of the mean of ``members`` samples against the truth;
     ``crps``: fair CRPS of the ``members`` samples; ``none``: no content loss.
+    ``block_mean_weight``: weight of ``mean |coarse - pool(output before the constraint)|``
+    (normalised units) with ``model.conserve_mean: additive`` or ``smooth``, so the network
+    matches the block means itself and the constraint only trims a remainder (0: off).
     """
 
     kind: Literal["ensemble_mse", "crps", "none"] = "ensemble_mse"
     weight: float = Field(1.0, ge=0)
     members: PositiveInt = 8
+    block_mean_weight: float = Field(0.0, ge=0)
 
 
 def _default_optimizers() -> dict[str, OptimConfig]:
