@@ -30,6 +30,10 @@ from geogan.evaluation.metrics import (
 )
 from geogan.evaluation.report import write_report
 
+# Metrics defined in modules of their own register in METRICS on import (ROC/reliability/
+# Brier, block artefacts, image metrics); importing any evaluation module runs this first.
+from geogan.evaluation import artefacts, categorical, image_metrics  # noqa: E402,F401  # isort: skip
+
 __all__ = [
     "BASELINES",
     "CRPS",

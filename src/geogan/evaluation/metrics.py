@@ -957,11 +957,3 @@ class FSS(StreamingMetric):
             "useful": useful,
         }
         return out
-
-
-# --------------------------------------------------------------------------- more metrics
-# Defined in their own modules (ROC/reliability/Brier, block artefacts) and registered in
-# METRICS when this module is imported, like the ones above.
-from geogan.evaluation import artefacts as _artefacts  # noqa: E402,F401
-from geogan.evaluation import categorical as _categorical  # noqa: E402,F401
-from geogan.evaluation import image_metrics as _image_metrics  # noqa: E402,F401
