@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from geogan.core.errors import ConfigError
+from geogan.data.landcover import IGBP_CLASSES  # the one class table
 
 __all__ = [
     "DEFAULT_PALETTE",
@@ -40,26 +41,7 @@ __all__ = [
 ]
 
 WATER = 0
-N_CLASSES = 17
-IGBP_CLASSES = (
-    "water",
-    "evergreen needleleaf forest",
-    "evergreen broadleaf forest",
-    "deciduous needleleaf forest",
-    "deciduous broadleaf forest",
-    "mixed forest",
-    "closed shrublands",
-    "open shrublands",
-    "woody savannas",
-    "savannas",
-    "grasslands",
-    "permanent wetlands",
-    "croplands",
-    "urban and built-up",
-    "cropland/natural vegetation mosaic",
-    "snow and ice",
-    "barren",
-)
+N_CLASSES = len(IGBP_CLASSES)
 
 # RGB in [0, 1] of each class as Blue Marble shows it, roughly (used when no palette is
 # measured from real tiles): dark ocean, dark greens for forests, tans for dry land.
