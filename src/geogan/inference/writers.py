@@ -29,7 +29,16 @@ import geogan
 from geogan.core.atomic import atomic_path, check_writable, output_error
 from geogan.core.errors import DataError
 
-__all__ = ["EnsembleWriter", "ensemble_to_dataset", "spatial_dims", "write_dataset"]
+__all__ = [
+    "EnsembleWriter",
+    "StreamingWriter",
+    "check_format",
+    "ensemble_to_dataset",
+    "global_attrs",
+    "quiet_zarr",
+    "spatial_dims",
+    "write_dataset",
+]
 
 Format = Literal["netcdf", "zarr"]
 _NON_SPATIAL = ("member", "time")
@@ -70,10 +79,11 @@ def _netcdf_attr(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
-def _global_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+def global_attrs(attrs: Mapping[str, Any] | None, title: str = "geogan ensemble") -> dict[str, Any]:
+    """CF global attributes of a geogan output plus ``attrs`` (None dropped, containers JSON)."""
     out: dict[str, Any] = {
         "Conventions": "CF-1.8",
-        "title": "geogan ensemble",
+        "title": title,
         "geogan_version": geogan.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -160,7 +170,7 @@ def _build_dataset(
         if grid_mapping is not None:
             var_attrs["grid_mapping"] = grid_mapping
         ds[name] = xr.Variable(("member", "time", *dims), arr, var_attrs)
-    ds.attrs = _global_attrs(attrs)
+    ds.attrs = global_attrs(attrs)
     return ds
 
 
@@ -257,14 +267,15 @@ def _encoding(
     return enc
 
 
-def _check_format(fmt: str) -> Format:
+def check_format(fmt: str) -> Format:
+    """``fmt`` if it is "netcdf" or "zarr" (DataError otherwise)."""
     if fmt not in ("netcdf", "zarr"):
         raise DataError(f"output format must be 'netcdf' or 'zarr', got {fmt!r}")
     return fmt  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
-def _quiet_zarr() -> Iterator[None]:
+def quiet_zarr() -> Iterator[None]:
     with warnings.catch_warnings():
         # Consolidated metadata is a zarr-python extension to format 3; we keep it
         # because it makes opening a store on object storage one request.
@@ -300,7 +311,7 @@ def _write(
             unlimited_dims=unlimited,
             compute=compute,
         )
-    with _quiet_zarr():
+    with quiet_zarr():
         return ds.to_zarr(target, mode="w", encoding=encoding, compute=compute)
 
 
@@ -313,7 +324,7 @@ def write_dataset(
     writes to a temporary name beside it and renames, so ``path`` never holds
     a partial file.
     """
-    fmt = _check_format(format)
+    fmt = check_format(format)
     path = check_writable(path, overwrite)
     try:
         with atomic_path(path, is_dir=fmt == "zarr") as tmp:
@@ -323,7 +334,53 @@ def write_dataset(
     return path
 
 
-class EnsembleWriter:
+class StreamingWriter:
+    """Lifecycle shared by the streaming writers: a temporary file (``atomic_path`` entered on
+    ``self._stack``) that :meth:`close` renames onto ``self.path`` and any failure removes.
+
+    Subclasses set ``path``, ``_stack``, ``_nc`` (an open netCDF4 Dataset or None) and
+    ``_closed`` in ``__init__`` and implement ``close``; :meth:`_on_abort` drops their own
+    state (e.g. buffered slabs).
+    """
+
+    path: Path
+    _stack: ExitStack
+    _nc: Any
+    _closed: bool
+
+    def _on_abort(self) -> None:
+        """Drop the subclass's buffered state (called by :meth:`_abort`)."""
+
+    def _fail(self, exc: Exception) -> Exception:
+        """Abort after a failed write; returns what to raise (an OutputWriteError for a full disk)."""
+        failure = output_error(exc, self.path)  # before the temporary file is removed
+        self._abort()
+        return failure
+
+    def _abort(self) -> None:
+        """Drop the temporary file; nothing appears at ``path``."""
+        self._closed = True
+        try:
+            if self._nc is not None:
+                self._nc.close()
+        finally:
+            self._nc = None
+            self._on_abort()
+            # Exiting atomic_path with an exception removes its temporary folder.
+            err = RuntimeError(f"{type(self).__name__} aborted")
+            self._stack.__exit__(type(err), err, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._abort()
+        else:
+            self.close()
+
+
+class EnsembleWriter(StreamingWriter):
     """Stream an ensemble to NetCDF/Zarr one time at a time (memory for one time only).
 
     ``EnsembleWriter(path, template, var_names, units, n_members, times, format)``
@@ -355,7 +412,7 @@ class EnsembleWriter:
         member_offset: int = 0,
         overwrite: bool = False,
     ) -> None:
-        self.format = _check_format(format)
+        self.format = check_format(format)
         self.path = check_writable(path, overwrite)
         self.var_names = list(var_names)
         self.n_members = int(n_members)
@@ -440,7 +497,7 @@ class EnsembleWriter:
                         for c, n in enumerate(self.var_names)
                     }
                 )
-                with _quiet_zarr():
+                with quiet_zarr():
                     region.to_zarr(self._tmp, region={"time": slice(t, t + 1)})
         except Exception as exc:
             raise self._fail(exc) from None
@@ -465,33 +522,6 @@ class EnsembleWriter:
         self._closed = True
         self._stack.close()  # atomic_path renames the temporary file onto self.path
         return self.path
-
-    def _fail(self, exc: Exception) -> Exception:
-        """Abort after a failed write; returns what to raise (an OutputWriteError for a full disk)."""
-        failure = output_error(exc, self.path)  # before the temporary file is removed
-        self._abort()
-        return failure
-
-    def _abort(self) -> None:
-        """Drop the temporary file; nothing appears at ``path``."""
-        self._closed = True
-        try:
-            if self._nc is not None:
-                self._nc.close()
-        finally:
-            self._nc = None
-            # Exiting atomic_path with an exception removes its temporary folder.
-            err = RuntimeError("EnsembleWriter aborted")
-            self._stack.__exit__(type(err), err, None)
-
-    def __enter__(self) -> EnsembleWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._abort()
-        else:
-            self.close()
 
 
 def _empty(shape: tuple[int, ...]) -> np.ndarray:

@@ -18,6 +18,7 @@ recipe is imported when the CLI starts, to register its commands.
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 from collections.abc import Callable
 from pathlib import Path
@@ -84,3 +85,22 @@ class Recipe:
     def commands(self) -> dict[str, Callable[..., Any]]:
         """Names of the extra commands this recipe adds (for ``geogan recipes``)."""
         return {}
+
+
+def delegate(module: str, function: str) -> Callable[..., Any]:
+    """A :class:`Recipe` method that imports ``module`` on first call and forwards to it.
+
+    ``module`` is relative to the package that defines the recipe class (``"generate"`` in
+    ``geogan/recipes/volume/__init__.py`` is ``geogan.recipes.volume.generate``), so that
+    the recipe's ``__init__`` stays light: torch and the models load only when a command
+    runs. Positional and keyword arguments are passed through unchanged.
+    """
+
+    def method(self: Recipe, *args: Any, **kwargs: Any) -> Any:
+        package = type(self).__module__
+        target = importlib.import_module(f".{module}", package=package)
+        return getattr(target, function)(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = function
+    method.__doc__ = f"Forwards to ``{function}`` of the recipe's ``{module}`` module."
+    return method

@@ -60,6 +60,7 @@ __all__ = [
     "bf16_supported_on_cpu",
     "find_resume",
     "latest_resume",
+    "resolve_precision",
     "resolve_stages",
     "to_device",
     "unwrap",
@@ -80,11 +81,7 @@ def autocast_factory(
     ``auto``: bf16 on CPU when the processor supports it, bf16 on CUDA when supported
     else fp16. fp16 uses a GradScaler (CUDA only); bf16 needs none.
     """
-    if precision == "auto":
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            precision = "bf16" if bf16_supported_on_cpu() else "fp32"
+    precision = resolve_precision(device, precision)
     if precision == "fp32":
         return contextlib.nullcontext, None
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -92,6 +89,20 @@ def autocast_factory(
         raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """The concrete precision ("fp32" | "bf16" | "fp16") that ``precision`` means on ``device``.
+
+    ``auto``: bf16 on CUDA when supported, else fp16; on CPU bf16 only when the processor
+    has native bf16 instructions, else fp32 (emulated bf16 is several times slower than
+    fp32 there). Other values are returned unchanged.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if bf16_supported_on_cpu() else "fp32"
 
 
 def bf16_supported_on_cpu() -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geogan.core.registry import RECIPES
-from geogan.recipes.base import Recipe
+from geogan.recipes.base import Recipe, delegate
 from geogan.recipes.downscaling.config import DownscalingConfig, migrate_config
 
 
@@ -36,22 +36,7 @@ class DownscalingRecipe(Recipe):
             overwrite,
         )
 
-    def build_training(self, cfg, *, device, run_dir, dist_info):
-        from geogan.recipes.downscaling.build import build_training
-
-        return build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
-
-    def generate(self, checkpoint, **kwargs):
-        from geogan.recipes.downscaling.generate import generate
-
-        return generate(checkpoint, **kwargs)
-
-    def evaluate(self, ensemble, **kwargs):
-        from geogan.recipes.downscaling.evaluate import evaluate
-
-        return evaluate(ensemble, **kwargs)
-
-    def demo(self, out, **kwargs):
-        from geogan.recipes.downscaling.demo import run_demo
-
-        return run_demo(out, **kwargs)
+    build_training = delegate("build", "build_training")
+    generate = delegate("generate", "generate")
+    evaluate = delegate("evaluate", "evaluate")
+    demo = delegate("demo", "run_demo")

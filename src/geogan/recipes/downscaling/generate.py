@@ -23,6 +23,7 @@ from geogan.data.units import same_units
 from geogan.inference import EnsembleWriter, TileSpec, generate_ensemble
 from geogan.inference.export import load_export as load_any_export
 from geogan.recipes.downscaling.build import EXPORT_FORMAT, is_nonnegative, load_data
+from geogan.training.trainer import bf16_supported_on_cpu, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,20 @@ log = logging.getLogger(__name__)
 def load_export(path: str | Path) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
     """Models (eval mode, CPU) and metadata of a recipe 1 export; refuses other checkpoints."""
     return load_any_export(path, format_prefix=EXPORT_FORMAT)
+
+
+def generation_precision(device: torch.device, train_precision: str) -> str:
+    """Autocast precision of generation for a model trained at ``train_precision``.
+
+    On CPU, bf16 (for bf16 or auto training) only where the processor has native bf16:
+    emulated bf16 convolutions ran about 7x slower than fp32 on an AVX2-only CPU
+    (benchmarks/roofline.py: 9.7 vs 70.5 GFLOP/s).
+    A model trained in fp32 is generated in fp32. On CUDA, as in training.
+    """
+    if device.type == "cpu":
+        native = bf16_supported_on_cpu()
+        return "bf16" if train_precision in ("bf16", "auto") and native else "fp32"
+    return resolve_precision(device, train_precision)
 
 
 def check_data_matches(meta: dict[str, Any], data, path: str | Path) -> None:
@@ -169,12 +184,7 @@ def generate(
     spec = TileSpec(
         patch_lowres=(patch_lr, patch_lr), overlap_lowres=(overlap_lr, overlap_lr), factor=factor
     )
-    precision = (
-        "bf16"
-        if cfg.train.precision in ("bf16", "auto") and device.type == "cpu"
-        else cfg.train.precision
-    )
-    precision = "fp32" if precision == "auto" else precision
+    precision = generation_precision(device, cfg.train.precision)
     target_vars = list(meta["target_vars"])
     units = meta.get("units") or {}
     nonneg_channels = [

@@ -18,7 +18,7 @@ water and floods on satellite imagery, from a predicted mask or one the user giv
 from __future__ import annotations
 
 from geogan.core.registry import RECIPES
-from geogan.recipes.base import Recipe
+from geogan.recipes.base import Recipe, delegate
 from geogan.recipes.flood.config import FloodConfig
 
 
@@ -32,25 +32,10 @@ class FloodRecipe(Recipe):
     config_schema = FloodConfig
     export_format = "flood/"
 
-    def build_training(self, cfg, *, device, run_dir, dist_info):
-        from geogan.recipes.flood.build import build_training
-
-        return build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
-
-    def generate(self, checkpoint, **options):
-        from geogan.recipes.flood.generate import generate
-
-        return generate(checkpoint, **options)
-
-    def evaluate(self, ensemble, **options):
-        from geogan.recipes.flood.evaluate import evaluate
-
-        return evaluate(ensemble, **options)
-
-    def demo(self, out, **options):
-        from geogan.recipes.flood.demo import run_demo
-
-        return run_demo(out, **options)
+    build_training = delegate("build", "build_training")
+    generate = delegate("generate", "generate")
+    evaluate = delegate("evaluate", "evaluate")
+    demo = delegate("demo", "run_demo")
 
     def commands(self):
         from geogan.recipes.flood.commands import bundle_command, paint_command

@@ -9,7 +9,7 @@ class-mean-colour and plain pix2pix baselines. See docs/recipes/landcover.md.
 from __future__ import annotations
 
 from geogan.core.registry import RECIPES
-from geogan.recipes.base import Recipe
+from geogan.recipes.base import Recipe, delegate
 from geogan.recipes.landcover.config import LandcoverConfig
 
 
@@ -25,22 +25,7 @@ class LandcoverRecipe(Recipe):
     config_schema = LandcoverConfig
     export_format = "landcover/"
 
-    def build_training(self, cfg, *, device, run_dir, dist_info):
-        from geogan.recipes.landcover.build import build_training
-
-        return build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
-
-    def generate(self, checkpoint, **kwargs):
-        from geogan.recipes.landcover.generate import generate
-
-        return generate(checkpoint, **kwargs)
-
-    def evaluate(self, ensemble, **kwargs):
-        from geogan.recipes.landcover.evaluate import evaluate
-
-        return evaluate(ensemble, **kwargs)
-
-    def demo(self, out, **kwargs):
-        from geogan.recipes.landcover.demo import run_demo
-
-        return run_demo(out, **kwargs)
+    build_training = delegate("build", "build_training")
+    generate = delegate("generate", "generate")
+    evaluate = delegate("evaluate", "evaluate")
+    demo = delegate("demo", "run_demo")

@@ -10,7 +10,7 @@ inverted ones (``geogan perturb``) and verify them against held-out members
 from __future__ import annotations
 
 from geogan.core.registry import RECIPES
-from geogan.recipes.base import Recipe
+from geogan.recipes.base import Recipe, delegate
 from geogan.recipes.stylegan.config import StyleGANConfig
 
 
@@ -24,25 +24,10 @@ class StyleGANRecipe(Recipe):
     config_schema = StyleGANConfig
     export_format = "stylegan/"
 
-    def build_training(self, cfg, *, device, run_dir, dist_info):
-        from geogan.recipes.stylegan.build import build_training
-
-        return build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
-
-    def generate(self, checkpoint, **options):
-        from geogan.recipes.stylegan.generate import generate
-
-        return generate(checkpoint, **options)
-
-    def evaluate(self, ensemble, **options):
-        from geogan.recipes.stylegan.evaluate import evaluate
-
-        return evaluate(ensemble, **options)
-
-    def demo(self, out, **options):
-        from geogan.recipes.stylegan.demo import run_demo
-
-        return run_demo(out, **options)
+    build_training = delegate("build", "build_training")
+    generate = delegate("generate", "generate")
+    evaluate = delegate("evaluate", "evaluate")
+    demo = delegate("demo", "run_demo")
 
     def commands(self):
         from geogan.recipes.stylegan import commands

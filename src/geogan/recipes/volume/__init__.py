@@ -13,7 +13,7 @@ against trilinear/tricubic interpolation and the MSE-only network.
 from __future__ import annotations
 
 from geogan.core.registry import RECIPES
-from geogan.recipes.base import Recipe
+from geogan.recipes.base import Recipe, delegate
 from geogan.recipes.volume.config import VolumeConfig
 
 
@@ -29,22 +29,7 @@ class VolumeRecipe(Recipe):
     config_schema = VolumeConfig
     export_format = "volume/"
 
-    def build_training(self, cfg, *, device, run_dir, dist_info):
-        from geogan.recipes.volume.build import build_training
-
-        return build_training(cfg, device=device, run_dir=run_dir, dist_info=dist_info)
-
-    def generate(self, checkpoint, **options):
-        from geogan.recipes.volume.generate import generate
-
-        return generate(checkpoint, **options)
-
-    def evaluate(self, ensemble, **options):
-        from geogan.recipes.volume.evaluate import evaluate
-
-        return evaluate(ensemble, **options)
-
-    def demo(self, out, **options):
-        from geogan.recipes.volume.demo import run_demo
-
-        return run_demo(out, **options)
+    build_training = delegate("build", "build_training")
+    generate = delegate("generate", "generate")
+    evaluate = delegate("evaluate", "evaluate")
+    demo = delegate("demo", "run_demo")

@@ -11,10 +11,6 @@ error (or an incomplete volume) leaves nothing at the final path.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import json
-import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,9 +19,9 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-import geogan
-from geogan.core.atomic import atomic_path, check_writable, output_error
+from geogan.core.atomic import atomic_path, check_writable
 from geogan.core.errors import DataError
+from geogan.inference.writers import StreamingWriter, check_format, global_attrs, quiet_zarr
 
 __all__ = ["VolumeWriter", "merge_templates"]
 
@@ -50,7 +46,7 @@ def merge_templates(templates: Sequence[xr.Dataset], sample_dim: str) -> dict[st
     return out
 
 
-class VolumeWriter:
+class VolumeWriter(StreamingWriter):
     """Write ``[C, rows, H, W]`` slabs of (member, sample) volumes into one file.
 
     Args:
@@ -81,8 +77,7 @@ class VolumeWriter:
         chunk: int = 16,
         overwrite: bool = False,
     ) -> None:
-        if fmt not in ("netcdf", "zarr"):
-            raise DataError(f"output format must be 'netcdf' or 'zarr', got {fmt!r}")
+        check_format(fmt)
         self.path = check_writable(Path(path), overwrite)
         self.fmt = fmt
         self.variables = list(variables)
@@ -106,7 +101,7 @@ class VolumeWriter:
             "long_name": "ensemble member",
             "seed_rule": "derive_seed(seed, member)",
         }
-        ds.attrs = _attrs(attrs)
+        ds.attrs = global_attrs(attrs, title="geogan volume ensemble")
         full = (self.n_members, self.n_samples, *self.shape)
         chunks = (1, 1, self.chunk, *self.shape[1:])
         try:
@@ -121,7 +116,7 @@ class VolumeWriter:
                         {"units": units.get(name, "1"), "long_name": name},
                     )
                 enc = {n: {"chunks": chunks} for n in self.variables}
-                with _quiet():
+                with quiet_zarr():
                     ds.to_zarr(self._tmp, mode="w", encoding=enc, compute=False)
                 import zarr
 
@@ -217,7 +212,7 @@ class VolumeWriter:
             else:
                 import zarr
 
-                with _quiet():
+                with quiet_zarr():
                     zarr.consolidate_metadata(str(self._tmp))
         except Exception as exc:
             raise self._fail(exc) from None
@@ -225,52 +220,5 @@ class VolumeWriter:
         self._stack.close()
         return self.path
 
-    def _fail(self, exc: Exception) -> Exception:
-        failure = output_error(exc, self.path)
-        self._abort()
-        return failure
-
-    def _abort(self) -> None:
-        self._closed = True
-        try:
-            if self._nc is not None:
-                self._nc.close()
-        finally:
-            self._nc = None
-            self._buffers.clear()
-            err = RuntimeError("VolumeWriter aborted")
-            self._stack.__exit__(type(err), err, None)
-
-    def __enter__(self) -> VolumeWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._abort()
-        else:
-            self.close()
-
-
-def _attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "Conventions": "CF-1.8",
-        "title": "geogan volume ensemble",
-        "geogan_version": geogan.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    for key, value in (attrs or {}).items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = int(value)
-        elif not isinstance(value, (str, int, float, np.integer, np.floating)):
-            value = json.dumps(value, default=str)
-        out[key] = value
-    return out
-
-
-@contextlib.contextmanager
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        yield
+    def _on_abort(self) -> None:
+        self._buffers.clear()
