@@ -190,13 +190,26 @@ def _fmt(v: Any) -> str:
 
 
 TARGET_ROWS = [
-    ("spectrum_ratio_in_band", "members' spectrum ratio in [0.9, 1.1] up to Nyquist",
-     ("ratio_min", "ratio_max")),
-    ("tricubic_below_half_at_nyquist", "tricubic's ratio at Nyquist < 0.5",
-     ("tricubic_ratio_at_kmax",)),
-    ("wasserstein_half_of_tricubic", "W1 <= 0.5 x tricubic's", ("wasserstein", "wasserstein_tricubic")),
-    ("crps_10pct_below_best_mae", "CRPS <= 0.9 x best interpolation MAE",
-     ("crps", "best_interpolation_mae")),
+    (
+        "spectrum_ratio_in_band",
+        "members' spectrum ratio in [0.9, 1.1] up to Nyquist",
+        ("ratio_min", "ratio_max"),
+    ),
+    (
+        "tricubic_below_half_at_nyquist",
+        "tricubic's ratio at Nyquist < 0.5",
+        ("tricubic_ratio_at_kmax",),
+    ),
+    (
+        "wasserstein_half_of_tricubic",
+        "W1 <= 0.5 x tricubic's",
+        ("wasserstein", "wasserstein_tricubic"),
+    ),
+    (
+        "crps_10pct_below_best_mae",
+        "CRPS <= 0.9 x best interpolation MAE",
+        ("crps", "best_interpolation_mae"),
+    ),
     ("spread_skill_in_range", "spread-skill in [0.7, 1.3]", ("ssr",)),
 ]
 METHOD_KEYS = ("crps", "mae", "rmse", "ssr", "wasserstein", "lsd_db", "ratio_min", "ratio_max")
@@ -264,8 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every case (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every case (repeatable)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: tiny volumes, few steps")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true")
