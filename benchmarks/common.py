@@ -134,3 +134,35 @@ def emit(result: dict[str, Any]) -> None:
     """Worker side of :func:`run_isolated`: print the result line (peak RSS added)."""
     result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
     print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# ------------------------------------------------------------- resumable skill benchmarks
+def prepare_out(out: Path, *, resume: bool, overwrite: bool) -> Path:
+    """The output folder of a resumable benchmark: refused if it exists (one-line error),
+    kept with ``resume``, emptied with ``overwrite``."""
+    from geogan.core.errors import OutputExistsError
+
+    out = Path(out)
+    if out.exists() and not (resume or overwrite):
+        raise OutputExistsError(
+            f"{out} exists; continue it with --resume or replace it with --overwrite"
+        )
+    if out.exists() and overwrite and not resume:
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def stage_done(folder: Path, stage: str) -> dict[str, Any] | None:
+    """What a finished stage recorded (``<stage>.done.json``), or None if it has not finished."""
+    marker = Path(folder) / f"{stage}.done.json"
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def mark_stage(folder: Path, stage: str, info: dict[str, Any]) -> None:
+    """Record a finished stage atomically (``--resume`` then skips it)."""
+    from geogan.core.atomic import atomic_write_text
+
+    atomic_write_text(Path(folder) / f"{stage}.done.json", json.dumps(info, indent=2, default=str))

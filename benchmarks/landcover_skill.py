@@ -37,11 +37,13 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import mark_stage, prepare_out, stage_done  # noqa: E402
 
 STAGES = ("segmenter", "pix2pix", "mixlc", "generate", "evaluate")
 QUICK = [
@@ -67,17 +69,6 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _done(out: Path, stage: str) -> dict[str, Any] | None:
-    marker = out / f"{stage}.done.json"
-    return json.loads(marker.read_text()) if marker.is_file() else None
-
-
-def _mark(out: Path, stage: str, info: dict[str, Any]) -> None:
-    from geogan.core.atomic import atomic_write_text
-
-    atomic_write_text(out / f"{stage}.done.json", json.dumps(info, indent=2, default=str))
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -86,22 +77,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from geogan.recipes.run import train_from_config
 
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if out.exists() and not (args.resume or args.overwrite):
-        from geogan.core.errors import OutputExistsError
-
-        raise OutputExistsError(
-            f"{out} exists; continue it with --resume or replace it with --overwrite"
-        )
-    if out.exists() and args.overwrite and not args.resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(Path(args.out), resume=args.resume, overwrite=args.overwrite)
     common = [f"run_root={out / 'runs'}", f"seed={args.seed}"] + (QUICK if args.quick else [])
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     recipe = get_recipe("landcover")
     for stage in ("segmenter", "pix2pix", "mixlc"):
-        info = _done(out, stage)
+        info = stage_done(out, stage)
         if info is None:
             over = list(common)
             if args.quick:
@@ -120,7 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 summary = train_from_config(cfg, run_dir=run_dir, progress=args.progress)
             info = {"summary": summary, "overrides": over}
-            _mark(out, stage, info)
+            mark_stage(out, stage, info)
         timings[stage] = info["summary"]["seconds"]
         _log(f"{stage}: {info['summary']['steps']} steps in {info['summary']['seconds']:.0f} s")
     ens = out / "ensemble.nc"
@@ -128,21 +110,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"evaluate.classifier={out / 'segmenter' / 'model.safetensors'}",
         f"evaluate.pix2pix={out / 'pix2pix' / 'model.safetensors'}",
     ]
-    info = _done(out, "generate")
+    info = stage_done(out, "generate")
     if info is None:
         t = time.perf_counter()
         summary = recipe.generate(
             out / "mixlc" / "model.safetensors", out=ens, overrides=eval_over, overwrite=True
         )
         info = {"summary": summary, "seconds": time.perf_counter() - t}
-        _mark(out, "generate", info)
+        mark_stage(out, "generate", info)
     timings["generate"] = info["seconds"]
-    info = _done(out, "evaluate")
+    info = stage_done(out, "evaluate")
     if info is None:
         t = time.perf_counter()
         summary = recipe.evaluate(ens, out=out / "report", overwrite=True)
         info = {"summary": summary, "seconds": time.perf_counter() - t}
-        _mark(out, "evaluate", info)
+        mark_stage(out, "evaluate", info)
     timings["evaluate"] = info["seconds"]
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     result = {

@@ -36,11 +36,13 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import mark_stage, prepare_out, stage_done  # noqa: E402
 
 CASES = {"mantle": "volume/mantle_x4", "lognormal": "volume/lognormal_x4"}
 STAGES = ("train", "generate", "evaluate")
@@ -70,17 +72,6 @@ def _log(msg: str) -> None:
     print(f"[volume-skill {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _done(folder: Path, stage: str) -> dict[str, Any] | None:
-    marker = folder / f"{stage}.done.json"
-    return json.loads(marker.read_text()) if marker.is_file() else None
-
-
-def _mark(folder: Path, stage: str, info: dict[str, Any]) -> None:
-    from geogan.core.atomic import atomic_write_text
-
-    atomic_write_text(folder / f"{stage}.done.json", json.dumps(info, indent=2, default=str))
-
-
 def run_case(name: str, preset: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Train, generate and evaluate one case in ``out / name``; resumable stage by stage."""
     from geogan.recipes import get_recipe
@@ -95,7 +86,7 @@ def run_case(name: str, preset: str, out: Path, args: argparse.Namespace) -> dic
     recipe = get_recipe("volume")
     timings: dict[str, float] = {}
 
-    info = _done(folder, "train")
+    info = stage_done(folder, "train")
     if info is None:
         _log(f"{name}: train {preset} ({'quick' if args.quick else f'{args.minutes} min'})")
         cfg = load_run_config(preset, over)
@@ -103,12 +94,12 @@ def run_case(name: str, preset: str, out: Path, args: argparse.Namespace) -> dic
         resume = "auto" if run_dir.exists() else None
         summary = train_from_config(cfg, run_dir=run_dir, resume=resume, progress=args.progress)
         info = {"summary": summary, "overrides": over}
-        _mark(folder, "train", info)
+        mark_stage(folder, "train", info)
     timings["train"] = float(info["summary"]["seconds"])
     train_summary = info["summary"]
 
     ens = folder / "members.zarr"
-    info = _done(folder, "generate")
+    info = stage_done(folder, "generate")
     if info is None:
         _log(f"{name}: generate {args.members} members per held-out volume")
         t = time.perf_counter()
@@ -121,16 +112,16 @@ def run_case(name: str, preset: str, out: Path, args: argparse.Namespace) -> dic
             progress=args.progress,
         )
         info = {"summary": summary, "seconds": time.perf_counter() - t}
-        _mark(folder, "generate", info)
+        mark_stage(folder, "generate", info)
     timings["generate"] = float(info["seconds"])
 
-    info = _done(folder, "evaluate")
+    info = stage_done(folder, "evaluate")
     if info is None:
         _log(f"{name}: evaluate")
         t = time.perf_counter()
         summary = recipe.evaluate(ens, out=folder / "report", overwrite=True, progress=False)
         info = {"summary": summary, "seconds": time.perf_counter() - t}
-        _mark(folder, "evaluate", info)
+        mark_stage(folder, "evaluate", info)
     timings["evaluate"] = float(info["seconds"])
     metrics = json.loads((folder / "report" / "metrics.json").read_text())
     return {
@@ -149,17 +140,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from geogan.core.atomic import atomic_write_text
-    from geogan.core.errors import OutputExistsError
 
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if out.exists() and not (args.resume or args.overwrite):
-        raise OutputExistsError(
-            f"{out} exists; continue it with --resume or replace it with --overwrite"
-        )
-    if out.exists() and args.overwrite and not args.resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(Path(args.out), resume=args.resume, overwrite=args.overwrite)
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
     cases = {n: run_case(n, CASES[n], out, args) for n in args.cases}

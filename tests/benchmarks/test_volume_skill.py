@@ -6,7 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import volume_skill
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_threads():
+    """The script sets the process's torch threads (--threads 1): later tests must not inherit it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
