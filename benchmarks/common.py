@@ -166,3 +166,15 @@ def mark_stage(folder: Path, stage: str, info: dict[str, Any]) -> None:
     from geogan.core.atomic import atomic_write_text
 
     atomic_write_text(Path(folder) / f"{stage}.done.json", json.dumps(info, indent=2, default=str))
+
+
+def run_reporting_errors(run: Callable[[Any], dict[str, Any]], args: Any) -> dict[str, Any] | None:
+    """``run(args)``, or None after printing a user-fixable error (GeoganError) in one line;
+    the script then exits 2."""
+    from geogan.core.errors import GeoganError
+
+    try:
+        return run(args)
+    except GeoganError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import mark_stage, prepare_out, stage_done  # noqa: E402
+from common import mark_stage, prepare_out, run_reporting_errors, stage_done  # noqa: E402
 
 STAGES = ("segmenter", "pix2pix", "mixlc", "generate", "evaluate")
 QUICK = [
@@ -202,12 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
-    from geogan.core.errors import GeoganError
-
-    try:
-        result = run(args)
-    except GeoganError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    result = run_reporting_errors(run, args)
+    if result is None:
         return 2
     print(json.dumps({"targets": result["targets"], "timings_s": result["timings_s"]}, indent=2))
     return 0

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import mark_stage, prepare_out, stage_done  # noqa: E402
+from common import mark_stage, prepare_out, run_reporting_errors, stage_done  # noqa: E402
 
 CASES = {"mantle": "volume/mantle_x4", "lognormal": "volume/lognormal_x4"}
 STAGES = ("train", "generate", "evaluate")
@@ -272,12 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
-    from geogan.core.errors import GeoganError
-
-    try:
-        result = run(args)
-    except GeoganError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    result = run_reporting_errors(run, args)
+    if result is None:
         return 2
     for name, case in result["cases"].items():
         _log(f"{name}: all targets passed: {case['targets'].get('all_passed')}")
