@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 over.append(f"train.time_limit_minutes={base * args.minutes_scale}")
             if stage == "mixlc" and args.vgg16:
                 over += [f"train.style.vgg16_weights={args.vgg16}", "train.style.features=vgg16"]
+            if stage == "mixlc":
+                over += list(args.mixlc_set)
             cfg = load_run_config(f"landcover/{stage}", over)
             run_dir = out / stage
             if run_dir.exists():  # an interrupted training: continue it
@@ -197,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vgg16", default=None, help="local VGG16 weights for the style loss")
     p.add_argument(
         "--minutes-scale", type=float, default=1.0, help="scale every stage's time limit"
+    )
+    p.add_argument(
+        "--mixlc-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for the mixlc stage only (repeatable), e.g. train.weights.spectral=0",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)

@@ -14,10 +14,12 @@ from geogan.losses.content import (
     masked_mean,
 )
 from geogan.losses.regularisers import gradient_penalty, path_length_penalty, r1_penalty
+from geogan.losses.spectral import batch_rapsd, spectral_loss
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
+    "batch_rapsd",
     "crps_ensemble",
     "crps_ensemble_loss",
     "ensemble_mean_mse",
@@ -29,4 +31,5 @@ __all__ = [
     "masked_mean",
     "path_length_penalty",
     "r1_penalty",
+    "spectral_loss",
 ]

@@ -72,9 +72,16 @@ def test_phases_log_every_loss(overrides, tmp_path):
         json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()
     ]
     keys = set().union(*stats)
-    for part in ("adv", "pixel", "style", "identity", "local", "aux_ce"):
+    for part in ("adv", "pixel", "style", "identity", "local", "aux_ce", "spectral"):
         assert f"generator/{part}" in keys
     assert "discriminator/aux_ce" in keys
+    assert all(s["generator/spectral"] >= 0 for s in stats if "generator/spectral" in s)
+
+
+def test_spectral_weight_zero_leaves_the_term_out(overrides, tmp_path):
+    _train("mixlc", overrides, tmp_path / "run", 1, "train.weights.spectral=0")
+    stats = (tmp_path / "run" / "stats.jsonl").read_text()
+    assert "generator/pixel" in stats and "generator/spectral" not in stats
 
 
 def test_generate_and_evaluate(trained, tmp_path):

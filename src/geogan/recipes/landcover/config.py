@@ -163,7 +163,9 @@ class LossWeights(Section):
     ``pixel``: L1 of G(rgb_a, lc_ab) to rgb_ab; ``style``: Gram-matrix style loss of the same
     pair; ``identity``: L1 + style of G(rgb_a, lc_a) to rgb_a; ``local``: L1 + style on the
     pasted box only; ``aux``: cross-entropy of the discriminator's land-cover head on the
-    generated image against lc_ab (the discriminator's own aux loss has weight 1).
+    generated image against lc_ab (the discriminator's own aux loss has weight 1);
+    ``spectral``: squared log-distance of the batch-mean radial power spectra of
+    G(rgb_a, lc_ab) and rgb_ab (:func:`geogan.losses.spectral_loss`; 0 = off, as seed 002).
     """
 
     adversarial: float = Field(0.05, ge=0)
@@ -172,6 +174,7 @@ class LossWeights(Section):
     identity: float = Field(0.5, ge=0)
     local: float = Field(1.0, ge=0)
     aux: float = Field(0.1, ge=0)
+    spectral: float = Field(0.0, ge=0)
 
 
 class StyleConfig(Section):

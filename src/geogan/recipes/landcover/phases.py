@@ -12,7 +12,8 @@ MixLC (seed 002): the generator maps ``(rgb_a, lc_ab)`` to ``rgb_ab``.
   could learn to accept whatever the generator draws for a class);
 - generator: ``adversarial * adv + pixel * L1(fake, rgb_ab) + style * S(fake, rgb_ab) +
   identity * (L1(G(rgb_a, lc_a), rgb_a) + S(G(rgb_a, lc_a), rgb_a)) + local * L1 on the
-  box + aux * CE(head(fake), lc_ab)`` where ``S`` is the Gram-matrix style loss.
+  box + aux * CE(head(fake), lc_ab) + spectral * spectral_loss(fake, rgb_ab)`` where ``S``
+  is the Gram-matrix style loss.
 
 pix2pix (the baseline): one U-Net on ``cat(rgb_a, one_hot(lc_ab))``, PatchGAN on
 ``cat(input, image)``, ``0.5 * (BCE real + BCE fake)`` for D (as pix2pix), ``adv + 100 * L1``
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geogan.losses import get_adversarial, l1, masked_mean
+from geogan.losses import get_adversarial, l1, masked_mean, spectral_loss
 from geogan.recipes.landcover.data import one_hot
 from geogan.training.phases import StepContext
 
@@ -143,6 +144,8 @@ class MixLCGeneratorPhase(_Base):
                 parts["identity"] = l1(ident, rgb_a)
                 if use_style:
                     parts["identity"] = parts["identity"] + self.style(ident, rgb_a)
+        if w.spectral > 0:
+            parts["spectral"] = spectral_loss(fake, rgb_ab)
         total = (
             w.adversarial * parts["adv"]
             + w.pixel * parts["pixel"]
@@ -150,6 +153,7 @@ class MixLCGeneratorPhase(_Base):
             + w.aux * parts["aux_ce"]
             + w.style * parts.get("style", 0.0)
             + w.identity * parts.get("identity", 0.0)
+            + w.spectral * parts.get("spectral", 0.0)
         )
         return total, {k: v.detach() for k, v in parts.items()}
 
