@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from geogan.core.spectra import radial_wavenumbers
+
 __all__ = ["batch_rapsd", "spectral_loss"]
 
 
@@ -24,8 +26,6 @@ __all__ = ["batch_rapsd", "spectral_loss"]
 def _rings(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Flat wavenumber index of every FFT bin of a field of ``shape`` (bins beyond the
     Nyquist wavenumber get index ``K``, dropped) and the number of bins per wavenumber."""
-    from geogan.evaluation.metrics import radial_wavenumbers
-
     k, n_k = radial_wavenumbers(shape)
     k = np.where(k < n_k, k, n_k).reshape(-1)
     counts = np.bincount(k, minlength=n_k + 1)[:n_k]
