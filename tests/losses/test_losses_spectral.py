@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from geogan.evaluation.metrics import log_spectral_distance, rapsd
-from geogan.losses import batch_rapsd, spectral_loss
+from geogan.losses import SpectralLoss, batch_rapsd, spectral_loss
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 32, 32), (2, 2, 24, 40)])
+@pytest.mark.parametrize("shape", [(4, 3, 32, 32), (2, 2, 24, 40), (2, 1, 20, 27)])
 def test_batch_rapsd_matches_numpy_rapsd(shape):
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     got = batch_rapsd(x).numpy()
@@ -63,3 +63,9 @@ def test_spectral_loss_under_bf16_autocast_is_computed_in_float32():
         loss = spectral_loss(x.bfloat16(), x)
     assert loss.dtype == torch.float32
     assert loss.item() < 1e-3
+
+
+def test_hann_window_keeps_the_power_of_white_noise():
+    x = torch.randn(64, 1, 8, 8, 8, generator=torch.Generator().manual_seed(6))
+    p = SpectralLoss((8, 8, 8), window=True).spectra(x)[0, 1:]
+    assert p.mean().item() == pytest.approx(1.0, rel=0.05)

@@ -14,11 +14,12 @@ from geogan.losses.content import (
     masked_mean,
 )
 from geogan.losses.regularisers import gradient_penalty, path_length_penalty, r1_penalty
-from geogan.losses.spectral import batch_rapsd, spectral_loss
+from geogan.losses.spectral import SpectralLoss, batch_rapsd, spectral_loss
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
+    "SpectralLoss",
     "batch_rapsd",
     "crps_ensemble",
     "crps_ensemble_loss",

@@ -11,6 +11,7 @@ from geogan.core.checkpoint import module_tensors, save_checkpoint
 from geogan.core.errors import ConfigError
 from geogan.core.modules import model_spec
 from geogan.data.normalisation import Normalisation
+from geogan.losses.spectral import SpectralLoss
 from geogan.models.srsgan import SRSGANCritic, SRSGANGenerator
 from geogan.recipes.volume.config import AXES, VolumeConfig
 from geogan.recipes.volume.data import (
@@ -25,7 +26,6 @@ from geogan.recipes.volume.phases import (
     MSEPhase,
     R1Phase,
     SharedFake,
-    SpectralLoss,
     draw_noise,
 )
 from geogan.training.optim import build_optimizers
@@ -204,7 +204,7 @@ def build_training(
                 channels_last=t.channels_last_3d,
             )
         )
-    spectral = SpectralLoss(crop) if t.spectral_weight > 0 else None
+    spectral = SpectralLoss(crop, window=True) if t.spectral_weight > 0 else None
     phases.append(
         GeneratorPhase(
             adversarial=t.adversarial_loss,

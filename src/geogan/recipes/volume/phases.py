@@ -17,6 +17,7 @@ import torch
 from geogan.losses.adversarial import get_adversarial
 from geogan.losses.content import l2
 from geogan.losses.regularisers import gradient_penalty, r1_penalty
+from geogan.losses.spectral import SpectralLoss
 from geogan.models.srsgan import narrow
 from geogan.training.phases import StepContext
 
@@ -60,58 +61,6 @@ def _without_parameter_grads(
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
-
-
-class SpectralLoss:
-    """Squared log-ratio of the batch-mean 3D power spectra of generated and true crops.
-
-    ``loss = mean_{c, k >= 1} (log(P_fake[c, k] + eps) - log(P_true[c, k] + eps))^2`` with
-    ``P[c, k]`` the power ``|FFT|^2 / N`` of channel ``c`` averaged over the batch and over
-    the shell of integer wavenumber ``k = max(S) |f|`` (as :func:`geogan.evaluation.metrics.rapsd`).
-    Both are tapered by a 3D Hann window first: a crop is not periodic, and the jump at its
-    edges would otherwise put a ``k^-2`` tail into every spectrum that swamps the small-scale
-    power of a steep spectrum (the loss would not see missing detail). Masked voxels are
-    zero in both. Computed in float32.
-    """
-
-    def __init__(self, shape: Sequence[int], eps: float = 1e-8) -> None:
-        self.shape = tuple(int(n) for n in shape)
-        length = max(self.shape)
-        freqs = [torch.fft.fftfreq(n) for n in self.shape[:-1]] + [
-            torch.fft.rfftfreq(self.shape[-1])
-        ]
-        grids = torch.meshgrid(*freqs, indexing="ij")
-        k = torch.round(length * torch.sqrt(sum(f * f for f in grids))).long()
-        self.nbins = length // 2 + 1
-        keep = (k < self.nbins) & (k >= 1)
-        self.index = torch.where(keep, k, 0).flatten()
-        self.keep = keep.flatten()
-        self.count = torch.bincount(self.index[self.keep], minlength=self.nbins).clamp(min=1)
-        self.eps = eps
-        window = None
-        for a, n in enumerate(self.shape):
-            w = torch.hann_window(n, periodic=False, dtype=torch.float32)
-            w = w.reshape([-1 if b == a else 1 for b in range(len(self.shape))])
-            window = w if window is None else window * w
-        self.window = window / window.square().mean().sqrt()  # keeps the power's scale
-
-    def spectra(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, C, *S]`` -> shell-averaged power ``[C, K]`` (batch mean)."""
-        dims = tuple(range(2, x.ndim))
-        with torch.autocast(x.device.type, enabled=False):
-            f = torch.fft.rfftn(x.float() * self.window.to(x.device), dim=dims)
-            power = (f.real.square() + f.imag.square()).flatten(2) / float(x[0, 0].numel())
-            power = power.mean(dim=0)  # [C, M]
-            index = self.index.to(x.device)
-            weights = self.keep.to(x.device, power.dtype)
-            out = torch.zeros((power.shape[0], self.nbins), device=x.device, dtype=power.dtype)
-            out.index_add_(1, index, power * weights)
-            return out / self.count.to(x.device, power.dtype)
-
-    def __call__(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pf, pt = self.spectra(fake), self.spectra(target.detach())
-        d = torch.log(pf[:, 1:] + self.eps) - torch.log(pt[:, 1:] + self.eps)
-        return d.square().mean()
 
 
 class SharedFake:
