@@ -72,8 +72,19 @@ def _log(msg: str) -> None:
     print(f"[volume-skill {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run_case(name: str, preset: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Train, generate and evaluate one case in ``out / name``; resumable stage by stage."""
+def run_case(
+    name: str,
+    preset: str,
+    out: Path,
+    args: argparse.Namespace,
+    extra: list[str] | tuple[str, ...] = (),
+    quick: list[str] | tuple[str, ...] = tuple(QUICK),
+) -> dict[str, Any]:
+    """Train, generate and evaluate one case in ``out / name``; resumable stage by stage.
+
+    ``extra``: overrides of this case (e.g. its data file), before the user's ``--set``;
+    ``quick``: the overrides of ``--quick``.
+    """
     from geogan.recipes import get_recipe
     from geogan.recipes.config import load_run_config
     from geogan.recipes.run import train_from_config
@@ -81,7 +92,8 @@ def run_case(name: str, preset: str, out: Path, args: argparse.Namespace) -> dic
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     over = [f"run_root={folder / 'runs'}", f"seed={args.seed}"]
-    over += QUICK if args.quick else [f"train.time_limit_minutes={args.minutes}"]
+    over += list(extra)
+    over += list(quick) if args.quick else [f"train.time_limit_minutes={args.minutes}"]
     over += list(args.set)
     recipe = get_recipe("volume")
     timings: dict[str, float] = {}
