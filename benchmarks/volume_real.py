@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import prepare_out, run_reporting_errors  # noqa: E402
-from volume_skill import run_case  # noqa: E402
+from volume_skill import _fmt, method_table, run_case  # noqa: E402
 
 CASES = {
     "mitgcm": ("volume/mitgcm_x4", "mitgcm_global_oce_cs32.nc"),
@@ -63,7 +63,6 @@ QUICK = [
     "train.tensorboard=false",
     "train.time_limit_minutes=null",
 ]
-METHOD_KEYS = ("crps", "mae", "rmse", "ssr", "wasserstein", "lsd_db", "ratio_min", "ratio_max")
 INTERPOLATIONS = ("trilinear", "tricubic")
 
 
@@ -133,14 +132,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def markdown(result: dict[str, Any]) -> str:
     """real.md: per case, whether the GAN beats interpolation, every method's scores, and the
     divergence statistics of the horizontal velocity."""
@@ -185,15 +176,7 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{_fmt(d['ratio'])}, {word}"
                 )
             lines.append(f"| {var} | " + " | ".join(cells) + " |")
-        lines += ["", "| variable | method | " + " | ".join(METHOD_KEYS) + " |"]
-        lines.append("|---|---|" + "---|" * len(METHOD_KEYS))
-        for var, res in case["variables"].items():
-            for method, scores in res["methods"].items():
-                lines.append(
-                    f"| {var} | {method} | "
-                    + " | ".join(_fmt(scores.get(k)) for k in METHOD_KEYS)
-                    + " |"
-                )
+        lines += method_table(case["variables"])
         div = case.get("divergence") or {}
         if div:
             lines += [

@@ -252,16 +252,22 @@ def markdown(result: dict[str, Any]) -> str:
                 lines.append(
                     f"| {var} | {text} | {shown} | {'PASS' if t['passed'][key] else 'FAIL'} |"
                 )
-        lines += ["", "| variable | method | " + " | ".join(METHOD_KEYS) + " |"]
-        lines.append("|---|---|" + "---|" * len(METHOD_KEYS))
-        for var, res in case["variables"].items():
-            for method, scores in res["methods"].items():
-                lines.append(
-                    f"| {var} | {method} | "
-                    + " | ".join(_fmt(scores.get(k)) for k in METHOD_KEYS)
-                    + " |"
-                )
+        lines += method_table(case["variables"])
     return "\n".join(lines) + "\n"
+
+
+def method_table(variables: dict[str, Any]) -> list[str]:
+    """Markdown rows: every method's scores (``METHOD_KEYS``) per variable."""
+    lines = ["", "| variable | method | " + " | ".join(METHOD_KEYS) + " |"]
+    lines.append("|---|---|" + "---|" * len(METHOD_KEYS))
+    for var, res in variables.items():
+        for method, scores in res["methods"].items():
+            lines.append(
+                f"| {var} | {method} | "
+                + " | ".join(_fmt(scores.get(k)) for k in METHOD_KEYS)
+                + " |"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -217,6 +217,53 @@ def reference_iteration(g, d, opt_g, opt_d, x, target, factor):
     opt_g.step()
 
 
+def map2map_models(ref_dir: str, factor: int, base: int, cmin: int, cmax: int, channels: int = 3):
+    """map2map's own ``srsgan.G`` / ``srsgan.D`` from a checkout at ``ref_dir`` (its
+    ``map2map`` package on the path; the critic sees ``cat(input, image)`` as with ``--cgan``)."""
+    sys.path.insert(0, str(ref_dir))
+    from map2map.models.srsgan import D, G  # type: ignore[import-not-found]
+
+    kw = {"scale_factor": factor, "chan_base": base, "chan_min": cmin, "chan_max": cmax}
+    return G(channels, channels, **kw), D(2 * channels, 1, **kw)
+
+
+def map2map_iteration(g, d, opt_g, opt_d, x, target, factor):
+    """One iteration of map2map's ``train.py`` loop with its own functions (``resample``,
+    ``narrow_cast``, ``wasserstein_distance_loss``), the critic's penalty being its
+    ``wgan_grad_penalty`` (the issue's WGAN-GP iteration) in place of the loop's R1."""
+    import torch
+    from map2map.models import (  # type: ignore[import-not-found]
+        narrow_cast,
+        resample,
+        wasserstein_distance_loss,
+        wgan_grad_penalty,
+    )
+
+    output = g(x)
+    inp = resample(x, factor, narrow=False)
+    inp, output, target = narrow_cast(inp, output, target)
+    output = torch.cat([inp, output], dim=1)
+    target = torch.cat([inp, target], dim=1)
+    for p in d.parameters():
+        p.requires_grad_(True)
+    score_out = d(output.detach())
+    loss_fake = wasserstein_distance_loss(score_out, torch.zeros_like(score_out))
+    opt_d.zero_grad()
+    loss_fake.backward()
+    score_tgt = d(target)
+    loss_real = wasserstein_distance_loss(score_tgt, torch.ones_like(score_tgt))
+    loss_real.backward()
+    wgan_grad_penalty(d, target, output).backward()
+    opt_d.step()
+    for p in d.parameters():
+        p.requires_grad_(False)
+    score_out = d(output)
+    loss_adv = wasserstein_distance_loss(score_out, torch.ones_like(score_out))
+    opt_g.zero_grad()
+    loss_adv.backward()
+    opt_g.step()
+
+
 # --------------------------------------------------------------------------- geogan
 
 
@@ -336,7 +383,15 @@ def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
     f, crop, repeats = cfg["factor"], cfg["crop"], int(args["repeats"])
     out: dict[str, Any] = {"task": task, "config": args["config"]}
     if task.startswith("ref"):
-        g, d = reference_models(f, base, cmin, cmax)
+        ref_dir = args.get("map2map_dir")
+        if ref_dir:
+            g, d = map2map_models(ref_dir, f, base, cmin, cmax)
+            iteration = map2map_iteration
+            out["reference"] = f"map2map checkout {ref_dir}"
+        else:
+            g, d = reference_models(f, base, cmin, cmax)
+            iteration = reference_iteration
+            out["reference"] = "re-implementation of map2map srsgan (this file)"
         pad = cfg["ref_pad"]
         x = torch.randn(1, 3, *(crop + 2 * pad,) * 3)
         target = torch.randn(1, 3, *(cfg["out"],) * 3)
@@ -350,7 +405,7 @@ def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
             opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.9))
 
             def step():
-                reference_iteration(g, d, opt_g, opt_d, x, target, f)
+                iteration(g, d, opt_g, opt_d, x, target, f)
         else:
             g.eval()
 
@@ -440,6 +495,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help=f"comma-separated, of: {', '.join(VARIANTS)}",
     )
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--map2map-dir",
+        help="a checkout of eelregit/map2map: time its own srsgan.G/D and loss functions "
+        "instead of this file's re-implementation",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
@@ -463,9 +523,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "repeats": ns.repeats,
             "channels": channels,
         }
+        ref_args = {**base_args, "map2map_dir": ns.map2map_dir}
         entry: dict[str, Any] = {}
-        entry["reference_train"] = run_isolated("ref_train", base_args, ns.timeout)
-        entry["reference_infer"] = run_isolated("ref_infer", base_args, ns.timeout)
+        entry["reference_train"] = run_isolated("ref_train", ref_args, ns.timeout)
+        entry["reference_infer"] = run_isolated("ref_infer", ref_args, ns.timeout)
         for v in chosen:
             args = {**base_args, "variant": variants[v]}
             entry[f"geogan_train_{v}"] = run_isolated("geo_train", args, ns.timeout)

@@ -1,0 +1,33 @@
+"""benchmarks/stylegan_flops.py: the per-op split adds up to stylegan_speed's total, and the
+amortisation per key follows the schedule (D + G every step, path length /4, R1 /16)."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+import stylegan_flops
+import stylegan_speed
+import torch
+
+
+def test_amortised_by_key_follows_the_schedule():
+    by_kind = {
+        1: {("conv", "a"): 10.0},
+        4: {("conv", "a"): 10.0, ("mm", "b"): 8.0},  # path-length step adds 8
+        16: {("conv", "a"): 26.0, ("mm", "b"): 8.0},  # R1 step adds 16 on top
+    }
+    out = stylegan_flops.amortised_by_key(by_kind)
+    assert out["conv|a"] == pytest.approx(10.0 + 16.0 / 16)
+    assert out["mm|b"] == pytest.approx(8.0 / 4)
+
+
+def test_split_adds_up_to_the_speed_benchmark_total():
+    torch.manual_seed(0)
+    split = stylegan_flops.measure("geogan", "quick", None)
+    assert split["total_gflop"] == pytest.approx(sum(split["gflop_by_op"].values()))
+    assert split["gflop_by_op"]["convolution"] > 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = stylegan_speed._geogan_trainer(stylegan_speed.CONFIGS["quick"], "fp32", False, tmp)
+        total = stylegan_speed._flops(lambda s: stylegan_speed._geogan_step(tr, s))
+    assert split["total_gflop"] == pytest.approx(total["flops_per_iter"] / 1e9, rel=1e-9)
