@@ -20,6 +20,7 @@ from geogan.recipes.volume.data import (
     compute_normalisation,
     load_volumes,
 )
+from geogan.recipes.volume.levels import LevelProfile, VolumeNormaliser
 from geogan.recipes.volume.phases import (
     CriticPhase,
     GeneratorPhase,
@@ -97,11 +98,27 @@ def normalisation_for(cfg: VolumeConfig, volumes: VolumeSet, run_dir: Path | Non
     return norm
 
 
+def volume_normaliser(
+    cfg: VolumeConfig, volumes: VolumeSet, norm: Normalisation
+) -> VolumeNormaliser:
+    """``norm``, with the per-level profile of the training volumes when
+    ``data.normalise_per_level`` is set."""
+    if not cfg.data.normalise_per_level:
+        return VolumeNormaliser(norm)
+    pairs = [(v.data, v.valid) for v in volumes.volumes]
+    return VolumeNormaliser(norm, LevelProfile.compute(pairs, norm, volumes.variables))
+
+
 def export_meta(
-    cfg: VolumeConfig, volumes: VolumeSet, norm: Normalisation, dataset: VolumeDataset
+    cfg: VolumeConfig,
+    volumes: VolumeSet,
+    norm: Normalisation,
+    dataset: VolumeDataset,
+    profile: LevelProfile | None = None,
 ) -> dict[str, Any]:
     """What generation needs besides the weights."""
     return {
+        "level_profile": profile.to_dict() if profile is not None else None,
         "format": EXPORT_FORMAT,
         "variables": volumes.variables,
         "units": volumes.units,
@@ -157,7 +174,8 @@ def build_training(
 ) -> TrainingSetup:
     volumes = load_volumes(cfg.data, "train")
     norm = normalisation_for(cfg, volumes, run_dir if dist_info.is_main else None)
-    dataset = VolumeDataset(cfg.data, volumes, norm, seed=cfg.seed)
+    normaliser = volume_normaliser(cfg, volumes, norm)
+    dataset = VolumeDataset(cfg.data, volumes, normaliser, seed=cfg.seed)
     factor = cfg.data.factors()
     pad_coarse = dataset.pads_coarse()
     pad_fine = tuple(p * f for p, f in zip(pad_coarse, factor))
@@ -179,7 +197,7 @@ def build_training(
     optimizers = build_optimizers(
         models, {"generator": ["generator"], "critic": ["critic"]}, t.optimizers
     )
-    meta = export_meta(cfg, volumes, norm, dataset)
+    meta = export_meta(cfg, volumes, norm, dataset, normaliser.profile)
     shared = SharedFake() if t.share_fake else None
     phases: list[Any] = []
     if t.pretrain_steps > 0:

@@ -153,6 +153,10 @@ class VolumeData(DataSection):
     padding_mode: Literal["replicate", "reflect", "zeros"] = "zeros"
     augment: AugmentConfig = Field(default_factory=_default_augment)
     transforms: dict[str, TransformConfig] = Field(default_factory=dict)
+    normalise_per_level: bool = False
+    """Standardise each level of each variable again after ``transforms`` (for volumes with
+    a strong vertical profile: geopotential, ocean temperature); needs factor 1 along z and
+    no flip or permutation of z (:mod:`geogan.recipes.volume.levels`)."""
     seed: int = 0
     stats_path: str | None = None
 
@@ -170,6 +174,20 @@ class VolumeData(DataSection):
                     )
         if self.source == "file" and self.file is None:
             raise ValueError("data.source is 'file' but data.file is missing; add data.file.path")
+        if self.normalise_per_level:
+            a = self.augment
+            if factor[0] != 1:
+                raise ValueError(
+                    f"data.normalise_per_level keeps the levels: it needs factor 1 along z, got "
+                    f"{list(factor)}; use e.g. [1, 4, 4] or turn it off"
+                )
+            if (a.flip and (a.flip_axes is None or "z" in a.flip_axes)) or (
+                a.permute and (a.permute_axes is None or "z" in a.permute_axes)
+            ):
+                raise ValueError(
+                    "data.normalise_per_level needs augmentations that leave z alone; set "
+                    "data.augment.flip_axes / permute_axes without z (or flip/permute false)"
+                )
         bad = sorted(set(self.augment.roll_axes) - set(self.periodic_axes))
         if bad:
             raise ValueError(

@@ -383,8 +383,13 @@ class VolumeDataset(torch.utils.data.Dataset):
     components), coarsening, normalisation. See the module docstring for the item layout.
     """
 
-    def __init__(self, cfg: VolumeData, volumes: VolumeSet, norm: Normalisation, seed: int) -> None:
+    def __init__(
+        self, cfg: VolumeData, volumes: VolumeSet, norm: Normalisation | Any, seed: int
+    ) -> None:
+        """``norm``: a :class:`Normalisation` or a :class:`~geogan.recipes.volume.levels.
+        VolumeNormaliser` (per-level statistics; given the crop's level indices)."""
         self.cfg, self.volumes, self.norm, self.seed = cfg, volumes, norm, int(seed)
+        self.per_level = bool(getattr(norm, "profile", None) is not None)
         self.factor = cfg.factors()
         self.periodic = cfg.periodic()
         shapes = {v.data.shape[1:] for v in volumes.volumes}
@@ -427,8 +432,13 @@ class VolumeDataset(torch.utils.data.Dataset):
         core = tuple(slice(p, p + c) for p, c in zip(pad, crop))
         target = fine[(slice(None), *core)]
         mask = valid[core]
-        inp = self.norm.forward_stack(coarse, self.variables, channel_axis=0)
-        tgt = self.norm.forward_stack(target, self.variables, channel_axis=0)
+        if self.per_level:  # factor 1 along z: coarse and fine share the crop's levels
+            levels = index[0][pad[0] : pad[0] + crop[0]]
+            inp = self.norm.forward_stack(coarse, self.variables, 0, levels=index[0])
+            tgt = self.norm.forward_stack(target, self.variables, 0, levels=levels)
+        else:
+            inp = self.norm.forward_stack(coarse, self.variables, channel_axis=0)
+            tgt = self.norm.forward_stack(target, self.variables, channel_axis=0)
         inp = np.where(np.isfinite(inp), inp, 0.0).astype(np.float32)
         tgt = np.where(mask[None], tgt, 0.0).astype(np.float32)
         if self.with_mask:

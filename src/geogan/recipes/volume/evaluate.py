@@ -25,7 +25,6 @@ import xarray as xr
 
 from geogan.core.atomic import check_writable
 from geogan.core.errors import DataError
-from geogan.data.normalisation import Normalisation
 from geogan.evaluation.baselines import interpolate
 from geogan.evaluation.evaluate import CRPS_ESTIMATOR, Evaluator
 from geogan.evaluation.plots import plot_rank_histograms, plot_rapsd, plot_spectrum_ratio
@@ -40,6 +39,7 @@ from geogan.recipes.volume.generate import (
     prepare_input,
     tile_spec,
 )
+from geogan.recipes.volume.levels import VolumeNormaliser
 from geogan.recipes.volume.metrics import DivergenceStats, divergence, divergence_valid
 from geogan.recipes.volume.plots import plot_distributions, plot_divergence, plot_slices
 
@@ -208,7 +208,7 @@ def _score(cfg, ds, vs, items, factor, n_members, ensemble, mse_checkpoint, out)
     mse = None
     if ev.mse_network and mse_path.exists():
         models, meta = load_export(mse_path)
-        mse = (models["generator"], Normalisation.from_dict(meta["normalisation"]), meta)
+        mse = (models["generator"], VolumeNormaliser.from_meta(meta), meta)
     methods = {"gan": n_members, **{b: 1 for b in baselines}}
     if mse is not None:
         methods["mse"] = 1

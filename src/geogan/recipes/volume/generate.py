@@ -37,6 +37,7 @@ from geogan.inference.export import load_export as load_any_export
 from geogan.models import srsgan as _srsgan  # noqa: F401 - registers the models
 from geogan.recipes.volume.config import AXES, VolumeConfig, per_axis
 from geogan.recipes.volume.data import Volume, VolumeSet, coarsen, load_volumes
+from geogan.recipes.volume.levels import VolumeNormaliser
 from geogan.recipes.volume.noise import tile_noise
 from geogan.recipes.volume.writer import VolumeWriter, merge_templates
 
@@ -172,7 +173,11 @@ def tile_spec(
 
 
 def prepare_input(
-    coarse: np.ndarray, frac: np.ndarray, norm: Normalisation, variables: list[str], with_mask: bool
+    coarse: np.ndarray,
+    frac: np.ndarray,
+    norm: Normalisation | VolumeNormaliser,
+    variables: list[str],
+    with_mask: bool,
 ) -> torch.Tensor:
     """Normalised generator input ``[C (+1), *s]`` from a physical coarse volume ``[C, *s]``."""
     x = norm.forward_stack(coarse, variables, channel_axis=0)
@@ -395,7 +400,7 @@ def generate(
         raise CheckpointError(f"{checkpoint} holds a {cfg.recipe!r} config, not a volume one")
     g = models["generator"]
     factor = tuple(int(f) for f in meta["factor"])
-    norm = Normalisation.from_dict(meta["normalisation"])
+    norm = VolumeNormaliser.from_meta(meta)
     variables = list(meta["variables"])
     if cfg.generate.input == "test":
         vs, items = _inputs_from_test(cfg, factor)
@@ -450,14 +455,17 @@ def generate(
         with bar or contextlib.nullcontext():
             task = bar.add_task("generate", total=total, rate="") if bar else None
             for si, (coarse, frac, valid) in enumerate(items):
+                norm.check_levels(coarse.shape[1], f"input volume {si}")
                 x = prepare_input(coarse, frac, norm, variables, bool(meta["with_mask"]))
                 spec = tile_spec(g, coarse.shape[1:], tile, periodic)
                 invalid = np.asarray(frac) <= 0
                 for m in range(n):
 
                     def sink(rows, block, si=si, m=m, valid=valid, invalid=invalid):
-                        phys = norm.inverse_stack(block[0].numpy(), variables, channel_axis=0)
                         r0, r1 = rows
+                        phys = norm.inverse_stack(
+                            block[0].numpy(), variables, 0, levels=np.arange(r0, r1)
+                        )
                         if valid is not None:
                             phys = np.where(valid[None, r0:r1], phys, np.nan)
                         elif invalid.any():
