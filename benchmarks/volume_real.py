@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import prepare_out, run_reporting_errors  # noqa: E402
-from volume_skill import _fmt, method_table, run_case  # noqa: E402
+from volume_skill import _fmt, add_case_arguments, method_table, run_case  # noqa: E402
 
 CASES = {
     "mitgcm": ("volume/mitgcm_x4", "mitgcm_global_oce_cs32.nc"),
@@ -204,22 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "volumes"),
         help="folder with the two files (default: ../shared/data/volumes)",
     )
-    p.add_argument("--minutes", type=float, default=10.0, help="training minutes per case")
-    p.add_argument("--members", type=int, default=8)
-    p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override for every case (repeatable)",
-    )
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny networks, few steps")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--progress", action="store_true")
+    add_case_arguments(p, CASES, 10.0, "smoke run: tiny networks, few steps")
     args = p.parse_args(argv)
     result = run_reporting_errors(run, args)
     if result is None:

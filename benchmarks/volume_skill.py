@@ -270,12 +270,11 @@ def method_table(variables: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--minutes", type=float, default=24.0, help="training minutes per case")
+def add_case_arguments(p: argparse.ArgumentParser, cases, minutes: float, quick: str) -> None:
+    """The options every case-by-case volume benchmark takes (``run_case`` reads them)."""
+    p.add_argument("--minutes", type=float, default=minutes, help="training minutes per case")
     p.add_argument("--members", type=int, default=8)
-    p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    p.add_argument("--cases", nargs="+", choices=list(cases), default=list(cases))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -285,10 +284,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="config override for every case (repeatable)",
     )
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny volumes, few steps")
+    p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--progress", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    add_case_arguments(p, CASES, 24.0, "smoke run: tiny volumes, few steps")
     args = p.parse_args(argv)
     result = run_reporting_errors(run, args)
     if result is None:
