@@ -42,27 +42,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import prepare_out, run_reporting_errors  # noqa: E402
+from volume_skill import QUICK as SKILL_QUICK  # noqa: E402
 from volume_skill import _fmt, add_case_arguments, method_table, run_case  # noqa: E402
 
 CASES = {
     "mitgcm": ("volume/mitgcm_x4", "mitgcm_global_oce_cs32.nc"),
     "nam": ("volume/nam_x4", "nam_20180917_isobaric.nc"),
 }
-QUICK = [
-    "model.chan_base=8",
-    "model.chan_min=4",
-    "model.chan_max=8",
-    "model.critic_chan_base=8",
-    "model.critic_chan_min=4",
-    "model.critic_chan_max=8",
-    "train.steps=4",
-    "train.pretrain_steps=2",
-    "train.batch_size=2",
-    "train.checkpoint_every=2",
-    "train.image_every=1000",
-    "train.tensorboard=false",
-    "train.time_limit_minutes=null",
-]
+QUICK = [q for q in SKILL_QUICK if not q.startswith(("data.", "generate."))]
+"""The skill benchmark's smoke overrides without its synthetic data and tile sizes."""
 INTERPOLATIONS = ("trilinear", "tricubic")
 
 
