@@ -24,40 +24,24 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import flops  # noqa: E402
 import stylegan_speed as sp  # noqa: E402
 
 
-def count_by_op(fn) -> dict[tuple[str, str], float]:
-    """FLOPs of ``fn()`` per ``(aten op, operand shapes)`` by flop_counter's formulas."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    counts: dict[tuple[str, str], float] = collections.defaultdict(float)
-
-    class _Count(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                shapes = [tuple(a.shape) for a in args[:3] if hasattr(a, "shape")]
-                key = (str(func._overloadpacket.__name__), str(shapes))
-                counts[key] += float(formula(*args, **kwargs, out_val=out))
-            return out
-
-    with _Count():
-        fn()
-    return dict(counts)
+def count_by_op(fn) -> dict[str, float]:
+    """FLOPs of ``fn()`` per ``"aten op|operand shapes"`` (grouped weight gradients corrected,
+    see ``benchmarks/flops.py``)."""
+    return flops.count_by_key(fn, flops.op_and_shapes)
 
 
-def amortised_by_key(by_kind: dict[int, dict[tuple[str, str], float]]) -> dict[str, float]:
+def amortised_by_key(by_kind: dict[int, dict[str, float]]) -> dict[str, float]:
     """Per key, FLOPs of one amortised iteration from iteration kinds 1, 4 and 16 (the
     schedule of :func:`stylegan_speed._amortised`)."""
     keys = set().union(*by_kind.values())
     out = {}
     for k in keys:
         t = {s: by_kind[s].get(k, 0.0) for s in by_kind}
-        out["|".join(k)] = sp._amortised(t)["s_per_iter"]
+        out[k] = sp._amortised(t)["s_per_iter"]
     return out
 
 

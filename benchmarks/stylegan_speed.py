@@ -45,6 +45,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import flops  # noqa: E402
 from common import machine_info, peak_rss_mb  # noqa: E402
 
 RESULT = "@@STYLEGAN_SPEED@@ "
@@ -302,27 +303,9 @@ def _amortised(t: dict[int, float]) -> dict[str, float]:
 
 
 def count_flops(fn) -> float:
-    """FLOPs of ``fn()`` by ``torch.utils.flop_counter``'s formulas (those FlopCounterMode
-    applies), counted by a plain dispatch mode: FlopCounterMode's module tracker cannot
-    follow the ``autograd.grad`` calls of R1 and the path-length penalty."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class _Count(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                _Count.total += int(formula(*args, **kwargs, out_val=out))
-            return out
-
-    _Count.total = 0
-    with _Count():
-        fn()
-    return float(_Count.total)
+    """FLOPs of ``fn()`` (``benchmarks/flops.py``: torch's formulas, grouped weight
+    gradients corrected; rosinality's modulated convolutions are grouped)."""
+    return flops.count_flops(fn)
 
 
 def _flops(fn, steps=(1, 4, 16)) -> dict[str, float]:

@@ -43,6 +43,9 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
+
+import flops  # noqa: E402
+
 RESULT = "@@VOLUME_SPEED@@ "
 
 VARIANTS = {
@@ -348,26 +351,9 @@ def geogan_setup(cfg: dict, base: int, cmin: int, cmax: int, variant: dict):
 
 
 def _flops(fn) -> float:
-    """FLOPs of ``fn()`` by the formulas of ``torch.utils.flop_counter`` (FlopCounterMode's
-    own table), counted in a dispatch mode without its module hooks, which refuse the
-    double backward of the reference's gradient penalty."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class Count(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                Count.total += formula(*args, **kwargs, out_val=out)
-            return out
-
-    with Count():
-        fn()
-    return float(Count.total)
+    """FLOPs of ``fn()`` (``benchmarks/flops.py``: torch's formulas without FlopCounterMode's
+    module hooks, which refuse the double backward of the reference's gradient penalty)."""
+    return flops.count_flops(fn)
 
 
 def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:

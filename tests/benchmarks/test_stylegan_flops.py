@@ -13,9 +13,9 @@ import torch
 
 def test_amortised_by_key_follows_the_schedule():
     by_kind = {
-        1: {("conv", "a"): 10.0},
-        4: {("conv", "a"): 10.0, ("mm", "b"): 8.0},  # path-length step adds 8
-        16: {("conv", "a"): 26.0, ("mm", "b"): 8.0},  # R1 step adds 16 on top
+        1: {"conv|a": 10.0},
+        4: {"conv|a": 10.0, "mm|b": 8.0},  # path-length step adds 8
+        16: {"conv|a": 26.0, "mm|b": 8.0},  # R1 step adds 16 on top
     }
     out = stylegan_flops.amortised_by_key(by_kind)
     assert out["conv|a"] == pytest.approx(10.0 + 16.0 / 16)
