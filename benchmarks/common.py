@@ -178,3 +178,36 @@ def run_reporting_errors(run: Callable[[Any], dict[str, Any]], args: Any) -> dic
     except GeoganError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
+
+
+def profile_ops(fn: Callable[[], Any], steps: int, top: int = 15) -> list[dict[str, Any]]:
+    """torch.profiler's ops by self CPU time over ``steps`` calls of ``fn`` (warm it up
+    first): per op, seconds per call of ``fn``, share of the total and calls per ``fn``.
+    Shares are meaningful on a loaded machine too; absolute seconds are not."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            fn()
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [
+        {
+            "op": e.key,
+            "self_cpu_s_per_step": e.self_cpu_time_total / 1e6 / steps,
+            "share": e.self_cpu_time_total / total,
+            "calls_per_step": e.count / steps,
+        }
+        for e in events[:top]
+    ]
+
+
+def profile_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`profile_ops` as a fixed-width table."""
+    lines = [f"{'op':40s} {'s/step':>8s} {'share':>6s} {'calls':>6s}"]
+    for r in rows:
+        lines.append(
+            f"{r['op'][:40]:40s} {r['self_cpu_s_per_step']:8.3f} {r['share']:6.1%} "
+            f"{r['calls_per_step']:6.0f}"
+        )
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import volume_speed as vs  # noqa: E402
+from common import profile_ops, profile_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     from geogan.training.trainer import Trainer
 
@@ -55,27 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     trainer._train_step()  # warm-up: oneDNN primitives, allocator
     trainer.step += 1
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(a.steps):
-            trainer._train_step()
-            trainer.step += 1
-    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
-    total = sum(e.self_cpu_time_total for e in events) or 1.0
-    rows = [
-        {
-            "op": e.key,
-            "self_cpu_s_per_step": e.self_cpu_time_total / 1e6 / a.steps,
-            "share": e.self_cpu_time_total / total,
-            "calls_per_step": e.count / a.steps,
-        }
-        for e in events[: a.top]
-    ]
-    print(f"{'op':40s} {'s/step':>8s} {'share':>6s} {'calls':>6s}")
-    for r in rows:
-        print(
-            f"{r['op'][:40]:40s} {r['self_cpu_s_per_step']:8.3f} {r['share']:6.1%} "
-            f"{r['calls_per_step']:6.0f}"
-        )
+
+    def step():
+        trainer._train_step()
+        trainer.step += 1
+
+    rows = profile_ops(step, a.steps, a.top)
+    print(profile_table(rows))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {"config": a.config, "variant": a.variant, "channels": [base, cmin, cmax]}
