@@ -11,7 +11,9 @@ and by propriety no forecast G, however made, has a lower expected CRPS than F i
 
 So any enrichment that is a function of the N members (and of anything learnt elsewhere)
 is, in expectation, at least as bad as the members' fair score; it ties only if it
-reproduces F exactly. This script measures the gap in the simplest world (F Gaussian,
+reproduces F exactly. The same holds for the rank histogram: the truth and the N members
+are exchangeable, so the truth's rank among them is uniform in expectation (the flattest
+there is), while among members made from them it is not. This script measures the gap in the simplest world (F Gaussian,
 pointwise, independent trials) with geogan's own estimators
 (``geogan.evaluation.metrics.crps_ensemble`` and the recipe's linear-combination baseline)::
 
@@ -36,6 +38,7 @@ def run(trials: int, members: int, enriched: int, seed: int) -> dict[str, Any]:
 
     from geogan.evaluation.metrics import crps_ensemble
     from geogan.recipes.stylegan.baselines import linear_combinations
+    from geogan.recipes.stylegan.evaluate import rank_flatness
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((members, trials))  # the conditioning members, F = N(0, 1)
@@ -52,7 +55,10 @@ def run(trials: int, members: int, enriched: int, seed: int) -> dict[str, Any]:
     rows = {}
     for name, fc in forecasts.items():
         ecdf, fair = crps_ensemble(np.asarray(fc, dtype=np.float64), y)
+        ranks = (fc < y).sum(axis=0)  # continuous values: no ties
+        hist = np.bincount(ranks, minlength=fc.shape[0] + 1) / trials
         rows[name] = {
+            **rank_flatness(hist, trials),
             "members": int(fc.shape[0]),
             "crps_fair": float(fair.mean()),
             "crps_fair_se": float(fair.std(ddof=1) / np.sqrt(trials)),
@@ -73,13 +79,13 @@ def run(trials: int, members: int, enriched: int, seed: int) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| forecast | members | fair CRPS (s.e.) | vs the members | ecdf CRPS |",
-        "|---|---|---|---|---|",
+        "| forecast | members | fair CRPS (s.e.) | vs the members | ecdf CRPS | rank_cdf_rms |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in result["rows"].items():
         lines.append(
             f"| {name} | {r['members']} | {r['crps_fair']:.4f} ({r['crps_fair_se']:.4f}) | "
-            f"{r['fair_vs_members']:+.1%} | {r['crps_ecdf']:.4f} |"
+            f"{r['fair_vs_members']:+.1%} | {r['crps_ecdf']:.4f} | {r['rank_cdf_rms']:.4f} |"
         )
     lines.append(f"\nexpected CRPS of F = N(0, 1) itself: {result['expected_crps_of_F']:.4f}")
     return "\n".join(lines)

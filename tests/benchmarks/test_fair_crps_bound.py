@@ -25,4 +25,5 @@ def test_members_fair_crps_is_that_of_their_distribution_and_derived_ensembles_a
     for r in derived:
         assert r["fair_vs_members"] > 0.05  # ~ +13 % for N = 5
         assert r["crps_ecdf"] < members["crps_ecdf"]  # while the ecdf CRPS favours them
+        assert r["rank_cdf_rms"] > 2 * members["rank_cdf_rms"]  # the members' ranks are uniform
     assert "| 5 members | 5 |" in fair_crps_bound.table(result)
