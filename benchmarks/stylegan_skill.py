@@ -17,6 +17,12 @@ its output exists (rerun the same command to resume; ``--restart`` starts over):
 
     python benchmarks/stylegan_skill.py --out benchmarks/results/stylegan_skill   # <= 60 min
     python benchmarks/stylegan_skill.py --quick --out /tmp/sg_skill                 # ~1 min, generated data
+    python benchmarks/stylegan_skill.py --reuse benchmarks/results/stylegan_skill \
+        --rule extrapolation --out /tmp/sg_extrapolation                            # ~2 min
+
+``--reuse DIR`` links the trained generator and the inversions of an earlier run into
+``--out`` and redoes only tune, perturb and evaluate (``--rule``: the perturbation rule of
+tune and perturb, default the preset's), to compare enrichment settings on one generator.
 
 ``--quick`` runs the same chain on a generated stand-in with the ERA5 file's layout
 (no ``../shared`` needed) at toy lengths: it checks the code, not the skill.
@@ -111,6 +117,8 @@ def run(
     quick: bool = False,
     restart: bool = False,
     progress: bool = True,
+    reuse: Path | None = None,
+    rule: str | None = None,
 ) -> dict[str, Any]:
     from geogan.recipes.config import load_run_config
     from geogan.recipes.run import train_from_config
@@ -122,6 +130,8 @@ def run(
     if restart and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    if reuse is not None:
+        link_earlier_run(Path(reuse), out)
     t_start = time.perf_counter()
     if quick:
         data = out / "stand_in.nc"
@@ -146,7 +156,13 @@ def run(
             "model.n_mlp=2",
         ]
         extra = ["invert.steps=10", "invert.save_steps=[5]", "tune.steps=3", "tune.samples=8"]
-    log: dict[str, Any] = {"data": str(data), "quick": quick, "minutes": minutes}
+    log: dict[str, Any] = {
+        "data": str(data),
+        "quick": quick,
+        "minutes": minutes,
+        "reuse": None if reuse is None else str(reuse),
+        "rule": rule,
+    }
     run_dir = out / "run"
     model = run_dir / "model.safetensors"
 
@@ -186,7 +202,11 @@ def run(
         "tune",
         out / "scales.json",
         lambda: run_tune(
-            out / "inversion_tune.nc", out=out / "scales.json", overrides=extra, progress=progress
+            out / "inversion_tune.nc",
+            out=out / "scales.json",
+            rule=rule,
+            overrides=extra,
+            progress=progress,
         ),
         log,
     )
@@ -198,6 +218,7 @@ def run(
             out=out / "enriched.nc",
             scales=out / "scales.json",
             n_samples=20 if quick else 100,
+            rule=rule,
             progress=progress,
         ),
         log,
@@ -215,6 +236,28 @@ def run(
     (out / "skill_summary.json").write_text(json.dumps(log, indent=2, default=str))
     print(table(out), file=sys.stderr)
     return log
+
+
+REUSED = (
+    "run",
+    "train_done.json",
+    "inversion_tune.nc",
+    "inversion_tune.json",
+    "inversion_test.nc",
+    "inversion_test.json",
+    "stand_in.nc",
+)
+
+
+def link_earlier_run(earlier: Path, out: Path) -> None:
+    """Symlink the trained generator and the inversions of ``earlier`` into ``out``."""
+    earlier = earlier.resolve()
+    if not (earlier / "train_done.json").exists():
+        raise SystemExit(f"--reuse {earlier}: no finished training there (train_done.json)")
+    for name in REUSED:
+        src, dst = earlier / name, out / name
+        if src.exists() and not dst.exists():
+            dst.symlink_to(src)
 
 
 def _mark(path: Path, result: Any) -> Any:
@@ -259,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="generated stand-in, toy lengths")
     p.add_argument("--restart", action="store_true", help="discard earlier stages")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--reuse", type=Path, default=None, help="earlier run: reuse G + inversions")
+    p.add_argument("--rule", default=None, help="perturbation rule for tune and perturb")
     a = p.parse_args(argv)
     run(
         a.out,
@@ -267,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         quick=a.quick,
         restart=a.restart,
         progress=not a.quiet,
+        reuse=a.reuse,
+        rule=a.rule,
     )
 
 

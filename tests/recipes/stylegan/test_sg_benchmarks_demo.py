@@ -57,6 +57,19 @@ def test_skill_benchmark_quick(tmp_path):
     again = stylegan_skill.run(tmp_path / "skill", quick=True, progress=False)
     assert all(again[s].get("skipped") for s in ("train", "invert_test", "tune", "evaluate"))
     assert "| z500 | crps_fair |" in stylegan_skill.table(tmp_path / "skill")
+    # --reuse: the generator and inversions are linked, tune/perturb/evaluate redone
+    other = stylegan_skill.run(
+        tmp_path / "other",
+        quick=True,
+        progress=False,
+        reuse=tmp_path / "skill",
+        rule="extrapolation",
+    )
+    assert all(other[s].get("skipped") for s in ("train", "invert_tuning", "invert_test"))
+    assert not other["tune"].get("skipped") and not other["evaluate"].get("skipped")
+    assert (tmp_path / "other" / "run").is_symlink()
+    scales = json.loads((tmp_path / "other" / "scales.json").read_text())
+    assert scales["rule"] == "extrapolation"
 
 
 def test_demo_quick(tmp_path):
