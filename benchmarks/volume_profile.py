@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,23 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from geogan.training.trainer import Trainer
-
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     base, cmin, cmax = (int(c) for c in a.channels.split(","))
     variant = vs.VARIANTS[a.variant]
     setup, _ = vs.geogan_setup(vs.CONFIGS[a.config], base, cmin, cmax, variant)
-    trainer = Trainer(
-        setup,
-        run_dir=tempfile.mkdtemp(),
-        device=torch.device("cpu"),
-        progress=False,
-        steps=10**6,
-        batch_size=1,
-        tensorboard=False,
-        precision=variant.get("precision", "fp32"),
-    )
+    trainer = vs.geogan_trainer(setup, variant)
     trainer._train_step()  # warm-up: oneDNN primitives, allocator
     trainer.step += 1
 

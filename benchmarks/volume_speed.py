@@ -347,6 +347,26 @@ def geogan_setup(cfg: dict, base: int, cmin: int, cmax: int, variant: dict):
     return setup, batch
 
 
+def geogan_trainer(setup, variant: dict[str, Any]):
+    """The engine's Trainer on ``setup`` (CPU, batch 1, no logging) in the variant's precision."""
+    import tempfile
+
+    import torch
+
+    from geogan.training.trainer import Trainer
+
+    return Trainer(
+        setup,
+        run_dir=tempfile.mkdtemp(),
+        device=torch.device("cpu"),
+        progress=False,
+        steps=10**6,
+        batch_size=1,
+        tensorboard=False,
+        precision=variant.get("precision", "fp32"),
+    )
+
+
 # --------------------------------------------------------------------------- workers
 
 
@@ -357,7 +377,6 @@ def _flops(fn) -> float:
 
 
 def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
-    import tempfile
 
     import torch
     from common import peak_rss_mb, summarise
@@ -400,8 +419,6 @@ def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
                     y = g(x)
                 assert y.shape[2] >= cfg["out"]
     else:
-        from geogan.training.trainer import Trainer
-
         variant = args.get("variant", {})
         setup, batch = geogan_setup(cfg, base, cmin, cmax, variant)
         g, d = setup.models["generator"], setup.models["critic"]
@@ -412,17 +429,7 @@ def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
         out["input"] = list(batch["input"].shape)
         out["variant"] = variant
         if task == "geo_train":
-            tmp = tempfile.mkdtemp()
-            trainer = Trainer(
-                setup,
-                run_dir=tmp,
-                device=torch.device("cpu"),
-                progress=False,
-                steps=10**6,
-                batch_size=1,
-                tensorboard=False,
-                precision=variant.get("precision", "fp32"),
-            )
+            trainer = geogan_trainer(setup, variant)
 
             def step():
                 trainer._train_step()
