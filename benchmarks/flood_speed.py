@@ -297,6 +297,8 @@ def run(
     from common import machine_info
 
     size, batch = (64, 1) if quick else (256, 2)
+    if profile_dir:  # the workers write their tables there: a missing folder lost every row
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
     rows = []
     for size_name in sizes:
         for precision in precisions:

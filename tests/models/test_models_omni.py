@@ -146,3 +146,65 @@ def test_decoder_activation_and_kernels():
         OmniDecoder(activation="relu6")
     with pytest.raises(ConfigError, match="normalisation"):
         OmniEncoder(norm="group")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_encoder_skips_are_the_inputs_of_its_strided_convs(dims):
+    torch.manual_seed(2)
+    enc = OmniEncoder(dims=dims, dim=4, n_downsample=2, n_res=1).eval()
+    x = torch.randn(2, 3, *SPATIAL[dims])
+    z, skips = enc(x, return_skips=True)
+    torch.testing.assert_close(z, enc(x), rtol=0, atol=0)
+    # direct: the projection's output (full grid) and the first strided conv's (1/2 grid)
+    full = enc.net[0](x)
+    half = enc.net[1](full)
+    assert enc.skip_channels == [8, 4]
+    assert [tuple(s.shape) for s in skips] == [tuple(half.shape), tuple(full.shape)]
+    torch.testing.assert_close(skips[0], half, rtol=0, atol=0)
+    torch.testing.assert_close(skips[1], full, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_skip_decoder_concatenates_the_encoder_features(dims):
+    torch.manual_seed(3)
+    s = SPATIAL[dims]
+    enc = OmniEncoder(dims=dims, dim=4, n_downsample=2, n_res=1)
+    dec = OmniDecoder(
+        dims=dims,
+        in_channels=16,
+        out_channels=5,
+        n_upsample=2,
+        n_res=0,
+        norm="none",  # no layer norm: its global statistics would hide the locality below
+        skip_channels=enc.skip_channels,
+    )
+    x = torch.randn(2, 3, *s)
+    z, skips = enc(x, return_skips=True)
+    out = dec(z, skips)
+    assert out.shape == (2, 5, *s)
+    # the first upsampling conv sees [upsampled z, 1/2-grid skip]: 16 + 8 input channels
+    convs = [m for m in dec.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert [c.in_channels for c in convs] == [16 + 8, 8 + 4, 8]
+    # the full-grid skip enters after the last upsampling: a change at one voxel moves the
+    # output only within the reach of the last two convolutions (5x5 then 7x7: radius 2 + 3)
+    bumped = [skips[0], skips[1].clone()]
+    centre = tuple(n // 2 for n in s)
+    bumped[1][(0, slice(None), *centre)] += 10.0
+    diff = (dec(z, bumped) - out).abs().amax(dim=(0, 1))
+    changed = torch.nonzero(diff > 0)
+    assert len(changed) and (changed - torch.tensor(centre)).abs().max() <= 5
+    # gradients reach the encoder through the skips too
+    out.sum().backward()
+    assert enc.net[0][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="skips"):
+        dec(z)
+    with pytest.raises(ConfigError, match="one entry per upsampling stage"):
+        OmniDecoder(dims=dims, in_channels=16, n_upsample=2, skip_channels=[8])
+
+
+def test_decoder_without_skips_ignores_them_and_keeps_its_layout():
+    torch.manual_seed(4)
+    dec = OmniDecoder(in_channels=16, out_channels=2, n_upsample=2, n_res=1)
+    z = torch.randn(1, 16, 4, 4)
+    torch.testing.assert_close(dec(z, [torch.zeros(1, 8, 8, 8)]), dec(z), rtol=0, atol=0)
+    assert dec.skip_channels == []

@@ -48,6 +48,7 @@ from torch.utils.data import Dataset
 from geogan.config.schema import Section
 from geogan.core.atomic import atomic_write_text, check_writable
 from geogan.core.errors import ConfigError, DataError
+from geogan.core.progress import track
 
 __all__ = [
     "DEFAULT_CATEGORICAL",
@@ -649,12 +650,9 @@ def build_index(
                 f"key folder(s) {', '.join(clash)} in {where} use reserved names; rename them"
             )
     jobs = [(d, k, p) for d, key_dirs in layout.items() for k, p in key_dirs.items()]
-    bar = _progress(progress, len(jobs))
     scanned: dict[str | None, dict[str, dict[str, Path]]] = {d: {} for d in layout}
-    for n, (domain, key, path) in enumerate(jobs, 1):
+    for domain, key, path in track(jobs, "index", enabled=progress, unit="folders"):
         scanned[domain][key] = _scan_key_folder(path)
-        if bar:
-            bar(n)
 
     base = out.parent.resolve()
     entries: list[dict[str, Any]] = []
@@ -689,20 +687,3 @@ def build_index(
         text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
     atomic_write_text(out, text)
     return doc
-
-
-def _progress(enabled: bool, total: int) -> Callable[[int], None] | None:
-    if not enabled or total == 0:
-        return None
-    from rich.progress import Progress
-
-    bar = Progress(transient=True)
-    bar.start()
-    task = bar.add_task("index", total=total)
-
-    def update(done: int) -> None:
-        bar.update(task, completed=done)
-        if done >= total:
-            bar.stop()
-
-    return update

@@ -28,6 +28,7 @@ dicts are curves for plots (rank histograms, spectra, FSS per scale).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -166,7 +167,7 @@ def crps_ensemble(
 # --------------------------------------------------------------------------- base
 
 
-class StreamingMetric:
+class StreamingMetric(ABC):
     """Base class: float64 sums in ``self.state``; ``merge`` adds them elementwise.
 
     ``dims``: the number of spatial axes of the fields (2: ``[T, H, W]``, 3: ``[T, D, H, W]``).
@@ -219,8 +220,9 @@ class StreamingMetric:
         self._check_members(forecast.shape[0])
         self._update(truth, forecast, valid)
 
+    @abstractmethod
     def _update(self, truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray) -> None:
-        raise NotImplementedError
+        """Add the sums of one prepared chunk to ``self.state`` (every metric defines it)."""
 
     def merge(self, other: StreamingMetric) -> None:
         """Add the sums of ``other`` (same class and settings, e.g. from another rank)."""
@@ -235,8 +237,9 @@ class StreamingMetric:
         for key, value in other.state.items():
             self._add(key, value)
 
+    @abstractmethod
     def finalize(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The metric's values from the accumulated sums (every metric defines it)."""
 
     def _get(self, key: str) -> np.ndarray:
         if key not in self.state:

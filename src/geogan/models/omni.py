@@ -144,13 +144,31 @@ class OmniEncoder(nn.Module):
         layers += [ResBlock(dims, ch, norm, padding_mode) for _ in range(n_res)]
         self.net = nn.Sequential(*layers)
         self.out_channels = ch
+        self.skip_channels = [dim * 2**i for i in reversed(range(n_downsample))]
+        """Channels of the skips ``forward(x, return_skips=True)`` returns, coarsest first."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check(self, x: torch.Tensor) -> None:
         if x.ndim != self.dims + 2:
             raise ValueError(
                 f"OmniEncoder(dims={self.dims}) expects [B, C, {self.dims} spatial axes], got {list(x.shape)}"
             )
-        return self.net(x)
+
+    def forward(self, x: torch.Tensor, return_skips: bool = False):
+        """``z`` or, with ``return_skips``, ``(z, skips)``: the features entering each strided
+        convolution, coarsest first, ``[B, dim * 2**i, *(S / 2**i)]`` for ``i = n_downsample - 1
+        .. 0`` (the low-level features a DeepLabV3+-style task decoder concatenates). A keyword
+        of ``forward``, not a method of its own, so that DDP and compiled wrappers see it."""
+        self._check(x)
+        if not return_skips:
+            return self.net(x)
+        skips = []
+        h = x
+        n_down = len(self.skip_channels)
+        for i, layer in enumerate(self.net):
+            if 1 <= i <= n_down:  # layer i is the i-th strided conv: its input is a skip
+                skips.append(h)
+            h = layer(h)
+        return h, skips[::-1]
 
 
 @register_model("omni_decoder")
@@ -177,20 +195,31 @@ class OmniDecoder(nn.Module):
         padding_mode: str | list[str] = "reflect",
         up_kernel: int = 5,
         out_kernel: int = 7,
+        skip_channels: list[int] | None = None,
     ) -> None:
         super().__init__()
         check_dims(dims)
         _check_choice(activation, ACTIVATIONS, "decoder activation")
+        skips = list(skip_channels or [])
+        if skips and len(skips) != n_upsample:
+            raise ConfigError(
+                f"skip_channels needs one entry per upsampling stage ({n_upsample}), got {skips}"
+            )
         self.dims = dims
+        self.skip_channels = skips
         layers: list[nn.Module] = [
             ResBlock(dims, in_channels, res_norm, padding_mode) for _ in range(n_res)
         ]
+        self._skip_at: dict[int, int] = {}  # layer index -> skip index concatenated before it
         ch = in_channels
-        for _ in range(n_upsample):
+        for k in range(n_upsample):
             out = max(ch // 2, 8)
+            extra = skips[k] if skips else 0
+            if skips:
+                self._skip_at[len(layers) + 1] = k
             layers += [
                 Upsample(dims, 2),
-                ConvBlock(dims, ch, out, up_kernel, 1, norm, "relu", padding_mode),
+                ConvBlock(dims, ch + extra, out, up_kernel, 1, norm, "relu", padding_mode),
             ]
             ch = out
         layers.append(conv_nd(dims, ch, out_channels, out_kernel, padding_mode=padding_mode))
@@ -200,8 +229,21 @@ class OmniDecoder(nn.Module):
             layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``skips``: from ``OmniEncoder(x, return_skips=True)``, needed iff ``skip_channels``."""
+        if not self._skip_at:
+            return self.net(z)
+        if skips is None or len(skips) != len(self.skip_channels):
+            raise ValueError(
+                f"this decoder concatenates {len(self.skip_channels)} encoder skips; pass "
+                "the skips of encoder(x, return_skips=True)"
+            )
+        h = z
+        for i, layer in enumerate(self.net):
+            if i in self._skip_at:
+                h = torch.cat([h, skips[self._skip_at[i]]], dim=1)
+            h = layer(h)
+        return h
 
 
 @register_model("omni_classifier")

@@ -40,6 +40,7 @@ from geogan.core.checkpoint import (
 from geogan.core.distributed import DistInfo, barrier
 from geogan.core.errors import CheckpointError, ConfigError, TrainingDivergedError
 from geogan.core.modules import model_spec, unwrap
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed, get_rng_state, set_rng_state
 from geogan.core.tracking import Tracker
 from geogan.training.ema import EMA
@@ -820,22 +821,10 @@ class Trainer:
             log.info("initialised %s from %s", ", ".join(loaded), self.cfg.init_from.path)
         start_step, t0 = self.step, time.perf_counter()
         stopped = "completed"
-        progress = _progress_bar(self.progress)
         limited = self.time_limit_s is not None
-        task = (
-            progress.add_task(
-                "train",
-                total=self.time_limit_s if limited else self.steps,
-                completed=0 if limited else self.step,
-                losses="",
-                rate="",
-                steps=f"{self.step}/{self.steps}",
-            )
-            if progress
-            else None
-        )
+        progress = self._progress_bar(limited)
         try:
-            with self._signals(), progress or contextlib.nullcontext():
+            with self._signals(), progress:
                 while self.step < self.steps:
                     logs = self._train_step()
                     if logs.pop("_bad"):
@@ -862,7 +851,7 @@ class Trainer:
                     if val_every and self.step % val_every == 0:
                         self._validate()
                     elapsed = time.perf_counter() - t0
-                    if progress:
+                    if progress.enabled:
                         shown = "  ".join(
                             f"{k.split('/')[0][:3]}={v:.3g}"
                             for k, v in logs.items()
@@ -870,10 +859,9 @@ class Trainer:
                         )
                         rate = (self.step - start_step) / max(elapsed, 1e-9)
                         progress.update(
-                            task,
-                            completed=min(elapsed, self.time_limit_s) if limited else self.step,
-                            losses=shown,
+                            min(elapsed, self.time_limit_s) if limited else self.step,
                             rate=f"{rate:.2f} it/s",
+                            losses=shown,
                             steps=f"{self.step}/{self.steps}",
                         )
                     if self.step % self.checkpoint_every == 0 and self.step < self.steps:
@@ -903,6 +891,23 @@ class Trainer:
             "stage": self.stage_at(max(self.step - 1, 0)).name,
             "run_dir": str(self.run_dir),
         }
+
+    def _progress_bar(self, limited: bool) -> ProgressBar:
+        """The training bar: seconds of ``train.time_limit_minutes`` when the run is time-limited
+        (its ETA is the end of the limit, not of ``train.steps``), else steps."""
+        bar = ProgressBar(
+            "train",
+            self.time_limit_s if limited else self.steps,
+            unit="s" if limited else "steps",
+            enabled=self.progress,
+            count=not limited,
+            fields=("steps", "losses"),
+            transient=False,
+        )
+        if not limited:
+            bar.start()
+            bar.update(self.step, rate="", steps=f"{self.step}/{self.steps}")
+        return bar
 
     def _discard(self, files: list[Path]) -> None:
         folder = self.ckpt_dir / f"discarded-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -974,27 +979,3 @@ def latest_resume(ckpt_dir: str | Path) -> Path | None:
             continue
         return path
     return None
-
-
-def _progress_bar(enabled: bool):
-    if not enabled:
-        return None
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[steps]}"),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("[cyan]{task.fields[losses]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        transient=False,
-    )

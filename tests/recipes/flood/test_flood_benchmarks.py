@@ -12,11 +12,14 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 
-def test_speed_benchmark_quick(monkeypatch):
+def test_speed_benchmark_quick(monkeypatch, tmp_path):
     import flood_speed
 
     monkeypatch.setenv("GEOGAN_BENCH_THREADS", "1")
-    res = flood_speed.run(quick=True, sizes=("preset",), precisions=("fp32",))
+    prof = tmp_path / "not" / "yet" / "there"
+    res = flood_speed.run(
+        quick=True, sizes=("preset",), precisions=("fp32",), profile_dir=str(prof)
+    )
     rows = {r["part"]: r for r in res["rows"]}
     assert set(rows) == {"masker", "painter"}
     for r in rows.values():
@@ -25,6 +28,9 @@ def test_speed_benchmark_quick(monkeypatch):
         assert 0 < r["peak_ratio"] and r["losses_finite"]
         assert r["images_per_iter"] == 4 * r["batch_per_domain"]
     assert "painter" in rows["painter"]["params"] and "decoder_s" in rows["masker"]["params"]
+    tables = sorted(p.name for p in prof.iterdir())
+    assert tables == ["flood_masker_preset_fp32.txt", "flood_painter_preset_fp32.txt"]
+    assert all((prof / t).read_text().strip() for t in tables)
 
 
 def test_skill_benchmark_quick_and_resumable(tmp_path, monkeypatch):

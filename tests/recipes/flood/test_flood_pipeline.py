@@ -193,3 +193,25 @@ def test_unet_baseline_trains_and_predicts(tiny_cfg, tmp_path):
     classes, water = m.predict(np.random.default_rng(0).random((3, 32, 32)).astype(np.float32))
     assert classes.shape == (32, 32) and water.shape == (32, 32) and not m.can_paint
     assert m.meta["domains"] == ["rf", "rn"]  # real domains only
+
+
+def test_skip_task_decoders_train_export_and_predict(tiny_cfg, tmp_path):
+    from geogan.recipes.flood.build import predict
+    from geogan.recipes.flood.generate import load_flood_export
+
+    cfg = tiny_cfg(**{"model.decoder.skip": True})
+    _train(cfg, tmp_path / "skip")
+    m = load_flood_export(tmp_path / "skip" / "model.safetensors")
+    enc = m.models["encoder"]
+    for task in ("s", "w"):
+        assert m.models[f"decoder_{task}"].skip_channels == enc.skip_channels
+    x = np.random.default_rng(1).random((3, 32, 32)).astype(np.float32)
+    classes, water = m.predict(x)
+    assert classes.shape == (32, 32) and water.shape == (32, 32)
+    # the prediction is the skip decoders' output on the encoder's skips (direct composition)
+    t = torch.from_numpy(x)[None] * 2 - 1
+    z, skips = enc(t, return_skips=True)
+    want = m.models["decoder_w"](z, skips).float()[:, 0].sigmoid()
+    torch.testing.assert_close(predict(m.models, t)[1], want)
+    # the painter stays on the code alone
+    assert "skip_channels" not in m.meta["models"]["painter"]["kwargs"]

@@ -17,6 +17,7 @@ import xarray as xr
 
 from geogan.core.atomic import atomic_write_text
 from geogan.core.errors import DataError, OutputExistsError
+from geogan.core.progress import ProgressBar
 from geogan.evaluation.baselines import BASELINES
 from geogan.evaluation.evaluate import evaluate as evaluate_arrays
 from geogan.evaluation.plots import make_figures, plot_rgb_composite
@@ -92,52 +93,22 @@ def _mean_over_variables(per_var: dict[str, dict[str, Any]]) -> dict[str, dict[s
 
 
 class _Bar:
-    """A rich progress bar with rate and ETA (or nothing when disabled)."""
+    """One :class:`ProgressBar` per task, in turn (rate and ETA), or nothing when disabled."""
 
     def __init__(self, enabled: bool) -> None:
-        self.progress = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.progress.start()
+        self.enabled = enabled
+        self.current: ProgressBar | None = None
 
     def task(self, description: str, total: int, unit: str):
         """A callable ``advance(n=1)`` for a new task of ``total`` ``unit``s."""
-        if self.progress is None:
-            return lambda n=1: None
-        progress = self.progress
-        task = progress.add_task(description, total=total, rate="")
-        started = time.perf_counter()
-        done = [0]
-
-        def advance(n: int = 1) -> None:
-            done[0] += n
-            rate = done[0] / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:.2f} {unit}/s")
-
-        return advance
+        self.close()
+        self.current = ProgressBar(description, total, unit=unit, enabled=self.enabled).start()
+        return self.current.advance
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
 
 
 class _Chunks:

@@ -15,6 +15,7 @@ from geogan.config.schema import RunConfig
 from geogan.core.atomic import atomic_write_text, check_writable
 from geogan.core.distributed import select_device
 from geogan.core.errors import CheckpointError
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed
 from geogan.data import splits
 from geogan.data.normalisation import Normalisation
@@ -204,18 +205,20 @@ def generate(
         "times_selection": times,
     }
     watch = RangeWatch(norm, data.input_vars, data.units)
-    bar = _bar(progress, len(idx))
-    with EnsembleWriter(
-        out,
-        data.truth_template(),
-        target_vars,
-        {v: data.units.get(v, "") for v in target_vars},
-        n_members,
-        times=data.times[idx],
-        format=gen.format,
-        attrs=attrs,
-        overwrite=overwrite,
-    ) as writer:
+    with (
+        ProgressBar("generate", len(idx), unit="times", enabled=progress) as bar,
+        EnsembleWriter(
+            out,
+            data.truth_template(),
+            target_vars,
+            {v: data.units.get(v, "") for v in target_vars},
+            n_members,
+            times=data.times[idx],
+            format=gen.format,
+            attrs=attrs,
+            overwrite=overwrite,
+        ) as writer,
+    ):
         for i, t in enumerate(idx):
             field = data.field(int(t), norm)
             raw = data.raw_field(int(t))
@@ -238,8 +241,7 @@ def generate(
                 np.maximum(phys[:, c], 0.0, out=phys[:, c])
             phys[:, :, ~input_valid_highres(raw["input"], factor)] = np.nan
             writer.write(phys, time_index=i)
-            if bar:
-                bar(i + 1)
+            bar.update(i + 1)
     elapsed = time.perf_counter() - started
     summary = {
         "output": str(out),
@@ -310,20 +312,3 @@ def _vae_noise(encoder, field, device):
         return {"noise": (mean[0] + torch.exp(0.5 * logvar[0]) * eps).cpu()}
 
     return noise_fn
-
-
-def _bar(enabled: bool, total: int):
-    if not enabled:
-        return None
-    from rich.progress import Progress
-
-    progress = Progress(transient=True)
-    progress.start()
-    task = progress.add_task("generate", total=total)
-
-    def update(done: int) -> None:
-        progress.update(task, completed=done)
-        if done >= total:
-            progress.stop()
-
-    return update

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from geogan.core.errors import DataError
+from geogan.core.progress import track
 from geogan.core.seeding import derive_seed
 
 __all__ = ["ColourThreshold", "Judge", "mean_colour_fill", "telea_fill", "train_judge"]
@@ -143,12 +144,7 @@ def train_judge(
     opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
     rng = np.random.default_rng(derive_seed(seed, 18))
     crop = min(crop, *[min(im.shape[1:]) for im in images])
-    it = range(steps)
-    if progress:
-        from rich.progress import track
-
-        it = track(it, description="training the judge")
-    for _ in it:
+    for _ in track(range(steps), "training the judge", enabled=progress, unit="steps"):
         xs, ys = [], []
         for _ in range(batch):
             k = int(rng.integers(len(images)))

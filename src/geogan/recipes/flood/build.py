@@ -72,8 +72,15 @@ def model_kwargs(cfg: FloodConfig, domains: list[str]) -> dict[str, dict[str, An
         "out_kernel": m.decoder.out_kernel,
     }
     out: dict[str, dict[str, Any]] = {"encoder": enc}
+    task_dec = dict(dec)
+    if m.decoder.skip:
+        n = m.encoder.n_downsample
+        task_dec["skip_channels"] = [m.encoder.dim * 2**i for i in reversed(range(n))]
     for t in m.tasks:
-        out[f"decoder_{t}"] = {**dec, "out_channels": TASK_CHANNELS.get(t, cfg.data.n_classes)}
+        out[f"decoder_{t}"] = {
+            **task_dec,
+            "out_channels": TASK_CHANNELS.get(t, cfg.data.n_classes),
+        }
     realisms = {d[0] for d in domains}
     disc = {
         "dims": 2,
@@ -415,10 +422,10 @@ def predict(models: Mapping[str, torch.nn.Module], x: torch.Tensor, ignore_index
     if "unet" in models:
         logits = models["unet"](x).float()
         return logits.argmax(1), logits.softmax(1)[:, 0]
-    z = models["encoder"](x)
-    s = models["decoder_s"](z).float() if "decoder_s" in models else None
+    z, skips = models["encoder"](x, return_skips=True)
+    s = models["decoder_s"](z, skips).float() if "decoder_s" in models else None
     if "decoder_w" in models:
-        w = models["decoder_w"](z).float()[:, 0].sigmoid()
+        w = models["decoder_w"](z, skips).float()[:, 0].sigmoid()
     else:
         w = s.softmax(1)[:, 0] if s is not None else None
     return (s.argmax(1) if s is not None else None), w

@@ -32,6 +32,7 @@ import numpy as np
 
 from geogan.core.atomic import atomic_path, atomic_write_text
 from geogan.core.errors import ConfigError
+from geogan.core.progress import track
 from geogan.core.seeding import derive_seed
 from geogan.recipes.flood.render import DEFAULT_PALETTE, N_CLASSES, WATER, render_tile
 
@@ -201,11 +202,8 @@ def build_bundle(
             )
             sim.append({"name": f"sim_{kind}_{i:05d}", "domain": domain, **t})
     jobs = [(out / "train", t) for t in train + sim] + [(out / "test", t) for t in test]
-    bar = _progress(progress, len(jobs))
-    for n, (folder, t) in enumerate(jobs, 1):
+    for folder, t in track(jobs, "writing tiles", enabled=progress, unit="tiles"):
         write_tile(folder, t)
-        if bar:
-            bar(n)
     train_doc = build_index(out / "train", out / "train.json", val_fraction=val_fraction, seed=seed)
     test_doc = build_index(out / "test", out / "test.json", val_fraction=0.0, seed=seed)
     counts = {
@@ -240,20 +238,3 @@ def _counts(entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
         d = out.setdefault(e.get("domain", "?"), {})
         d[e.get("split", "all")] = d.get(e.get("split", "all"), 0) + 1
     return out
-
-
-def _progress(enabled: bool, total: int):
-    if not enabled or total == 0:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress("[bold]writing tiles", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar.start()
-    task = bar.add_task("tiles", total=total)
-
-    def update(done: int) -> None:
-        bar.update(task, completed=done)
-        if done >= total:
-            bar.stop()
-
-    return update

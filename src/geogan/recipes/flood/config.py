@@ -88,6 +88,11 @@ class DecoderConfig(Section):
     norm: Literal["instance", "layer", "batch", "none"] = "layer"
     up_kernel: Literal[3, 5, 7] = 5
     out_kernel: Literal[1, 3, 5, 7] = 7
+    skip: bool = False
+    """Task decoders concatenate the encoder's features at each resolution they upsample to
+    (DeepLabV3+'s low-level features, as ClimateGAN's segmentation decoder): sharp
+    full-resolution masks from a 1/2**n_downsample code. The adaptation decoders and the
+    painter never take skips: they must work from the code alone."""
 
 
 class ClassifierConfig(Section):

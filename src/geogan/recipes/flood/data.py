@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from geogan.core.errors import ConfigError, DataError
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed
 from geogan.data.augment import draw_augmentation
 from geogan.data.image_list import ImageList, read_image, split_entries
@@ -216,8 +217,7 @@ def load_stores(
             if t not in present[d] and any(t in e for e in es):
                 present[d].append(t)
     total = sum(len(v) for v in used.values())
-    bar, tick = _bar(progress, total, f"reading {split} tiles")
-    try:
+    with ProgressBar(f"reading {split} tiles", total, unit="tiles", enabled=progress) as bar:
         return {
             d: DomainStore(
                 d,
@@ -226,27 +226,11 @@ def load_stores(
                 n_classes=cfg.n_classes,
                 ignore_index=cfg.ignore_index,
                 min_size=cfg.tile_size,
-                progress=tick,
+                progress=bar.advance,
             )
             for d in cfg.domains
             if used[d]
         }
-    finally:
-        if bar is not None:
-            bar.stop()
-
-
-def _bar(enabled: bool, total: int, what: str):
-    if not enabled or total == 0:
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress(
-        "[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    )
-    bar.start()
-    task = bar.add_task(what, total=total)
-    return bar, lambda: bar.advance(task)
 
 
 def to_tensors(

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from geogan.core.errors import CheckpointError, ConfigError, DataError
+from geogan.core.progress import track
 from geogan.core.seeding import derive_seed
 
 __all__ = ["FloodModel", "generate", "load_flood_export"]
@@ -210,7 +211,7 @@ def generate(
     base = g.seed if seed is None else seed
     entries = _entries(cfg, g.split)[: g.max_images]
     images, masks, painted, probs, names = [], [], [], [], []
-    for e in _bar(entries, progress, "painting"):
+    for e in track(entries, "painting", enabled=progress, unit="images"):
         img = read_image(e["x"])
         if img.shape[0] != 3:
             raise DataError(f"{e['x']} has {img.shape[0]} bands; the recipe paints RGB images")
@@ -254,12 +255,3 @@ def generate(
         "mask": g.mask,
         "split": g.split,
     }
-
-
-def _bar(items, enabled: bool, what: str):
-    if not enabled:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, description=what)

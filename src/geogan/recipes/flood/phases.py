@@ -265,6 +265,26 @@ def _split(t: torch.Tensor, sizes: Sequence[int]) -> list[torch.Tensor]:
     return list(torch.split(t, list(sizes), dim=0))
 
 
+def _rows(
+    have: Sequence[str],
+    domains: Sequence[str],
+    sizes: Sequence[int],
+    z: torch.Tensor,
+    skips: Sequence[torch.Tensor],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The rows of the batch ``z`` (and of each skip) that belong to the domains ``have``
+    (the batch is the domains' tiles concatenated in ``domains`` order, ``sizes`` each)."""
+    if list(have) == list(domains):
+        return z, list(skips)
+    keep = [i for i, d in enumerate(domains) if d in have]
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        parts = _split(t, sizes)
+        return torch.cat([parts[i] for i in keep])
+
+    return pick(z), [pick(k) for k in skips]
+
+
 # --------------------------------------------------------------------------- phases
 
 
@@ -294,7 +314,7 @@ class MaskerPhase:
         sizes = [batch[d]["x"].shape[0] for d in domains]
         with ctx.autocast():
             x_all = torch.cat([batch[d]["x"] for d in domains])
-            z_all = m["encoder"](x_all)
+            z_all, skips_all = m["encoder"](x_all, return_skips=True)
             zs = dict(zip(domains, _split(z_all, sizes)))
             total = z_all.float().sum() * 0
             for task in self.tasks:
@@ -302,7 +322,7 @@ class MaskerPhase:
                 have = [d for d in domains if task in batch[d]]
                 if not have or term.weight == 0:
                     continue
-                pred = m[f"decoder_{task}"](torch.cat([zs[d] for d in have]))
+                pred = m[f"decoder_{task}"](*_rows(have, domains, sizes, z_all, skips_all))
                 target = torch.cat([batch[d][task] for d in have])
                 loss = task_loss(task, term.kind, pred, target, self.ignore)
                 total = total + term.weight * loss

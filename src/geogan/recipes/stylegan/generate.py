@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed
 from geogan.inference.writers import write_dataset
-from geogan.recipes.stylegan.workflow import load_model, progress_bar
+from geogan.recipes.stylegan.workflow import load_model
 
 
 def generate(
@@ -41,7 +42,7 @@ def generate(
     w_avg = g.mean_w(model.cfg.invert.mean_latents, torch.Generator().manual_seed(0))[0]
     fields = np.empty((n, *model.shape), dtype=np.float32)
     anomaly = model.transform.anomaly != "none"
-    with progress_bar("generate", n, "members", progress) as bar, torch.no_grad():
+    with ProgressBar("generate", n, unit="members", enabled=progress) as bar, torch.no_grad():
         for m in range(n):
             gen = torch.Generator().manual_seed(derive_seed(base, m))
             w = g.mapping(torch.randn((1, g.latent_dim), generator=gen))

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from geogan.core.atomic import atomic_write_text, check_writable
+from geogan.core.progress import ProgressBar
 from geogan.inference.writers import write_dataset
 from geogan.recipes.stylegan.inversion import invert_fields, members_per_minute
 from geogan.recipes.stylegan.workflow import (
     inversion_dataset,
     load_model,
-    progress_bar,
     summary_path,
 )
 
@@ -50,7 +50,9 @@ def run_invert(
         phys = samples.stack(group.rows)
         targets[list(group.rows)] = model.normalise(phys, model.group_stats(phys)).numpy()
     t0 = time.perf_counter()
-    with progress_bar("invert", len(samples) * cfg.steps, "field-steps", progress) as bar:
+    with ProgressBar(
+        "invert", len(samples) * cfg.steps, unit="field-steps", enabled=progress
+    ) as bar:
         result = invert_fields(
             model.g, torch.from_numpy(targets), cfg, progress=bar.advance, device=device
         )

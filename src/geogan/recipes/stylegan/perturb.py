@@ -21,6 +21,7 @@ import xarray as xr
 
 from geogan.core.atomic import atomic_write_text, check_writable
 from geogan.core.errors import ConfigError, DataError
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed
 from geogan.inference.writers import write_dataset
 from geogan.recipes.stylegan.enrich import RULES, enrich, per_style, style_mask
@@ -30,7 +31,6 @@ from geogan.recipes.stylegan.workflow import (
     group_members,
     load_inversion,
     load_model,
-    progress_bar,
     summary_path,
 )
 
@@ -184,7 +184,7 @@ def run_perturb(
     )
     w_avg = model.g.mean_w(model.cfg.invert.mean_latents, torch.Generator().manual_seed(0))[0]
     fields = np.empty((n_out, len(sets), *model.shape), dtype=np.float32)
-    with progress_bar("perturb", n_out * len(sets), "members", progress) as bar:
+    with ProgressBar("perturb", n_out * len(sets), unit="members", enabled=progress) as bar:
         for e, cond in enumerate(sets):
             gen = torch.Generator().manual_seed(derive_seed(base_seed, e))
             for lo in range(0, n_out, p.batch_size):

@@ -28,6 +28,7 @@ import torch
 
 from geogan.core.atomic import atomic_write_text, check_writable
 from geogan.core.errors import DataError
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed
 from geogan.recipes.stylegan.enrich import enrich
 from geogan.recipes.stylegan.perturb import conditioning_sets, settings
@@ -35,7 +36,6 @@ from geogan.recipes.stylegan.workflow import (
     group_members,
     load_inversion,
     load_model,
-    progress_bar,
 )
 
 __all__ = ["inflation", "run_tune"]
@@ -118,7 +118,7 @@ def run_tune(
     history: list[float] = []
     ema_scale = None
     ema_alpha = None
-    with progress_bar("tune", t.steps, "steps", progress) as bar:
+    with ProgressBar("tune", t.steps, unit="steps", enabled=progress) as bar:
         for step in range(t.steps):
             if not order:
                 order = list(order_rng.permutation(len(sets)))

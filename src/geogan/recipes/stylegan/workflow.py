@@ -284,53 +284,6 @@ def group_members(
     return hit.index.tolist(), hit["Member"].astype(int).tolist()
 
 
-class progress_bar:  # noqa: N801 - used as a context manager like rich's Progress
-    """A rich progress bar with rate and ETA (``enabled=False``: no output);
-    ``advance(n)`` moves it by n units."""
-
-    def __init__(self, description: str, total: float, unit: str, enabled: bool) -> None:
-        self.enabled = enabled
-        self.unit = unit
-        self._progress = None
-        self._task = None
-        self.description, self.total = description, total
-
-    def __enter__(self) -> progress_bar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task(self.description, total=self.total, rate="")
-        return self
-
-    def advance(self, n: float = 1) -> None:
-        if self._progress is not None:
-            task = self._progress.tasks[0]
-            elapsed = task.elapsed or 0.0
-            rate = (task.completed + n) / elapsed if elapsed > 0 else 0.0
-            self._progress.update(self._task, advance=n, rate=f"{rate:.1f} {self.unit}/s")
-
-    def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-
 def summary_path(out: Path) -> Path:
     """Where a command writes its JSON summary beside ``out`` (``x.nc`` -> ``x.json``)."""
     out = Path(out)

@@ -16,7 +16,6 @@ Memory: the coarse inputs, two rows of tiles of output, one storage chunk per vo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -30,6 +29,7 @@ import xarray as xr
 
 from geogan.core.atomic import atomic_write_text, check_writable
 from geogan.core.errors import CheckpointError, ConfigError, DataError
+from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed
 from geogan.data.normalisation import Normalisation
 from geogan.inference import TileSpec, generate_ensemble
@@ -343,29 +343,6 @@ def _inputs_from_file(cfg: VolumeConfig, meta: dict[str, Any], path: str):
     return vs, [(coarse, valid.astype(np.float32), None)]
 
 
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-
-
 def generate(
     checkpoint: str | Path,
     *,
@@ -448,12 +425,8 @@ def generate(
         attrs=attrs,
         chunk=cfg.generate.chunk,
     )
-    bar = _progress(progress)
-    total = len(items) * n
-    done = 0
     try:
-        with bar or contextlib.nullcontext():
-            task = bar.add_task("generate", total=total, rate="") if bar else None
+        with ProgressBar("generate", len(items) * n, unit="vol", enabled=progress) as bar:
             for si, (coarse, frac, valid) in enumerate(items):
                 norm.check_levels(coarse.shape[1], f"input volume {si}")
                 x = prepare_input(coarse, frac, norm, variables, bool(meta["with_mask"]))
@@ -488,10 +461,7 @@ def generate(
                         device=dev,
                         precision=cfg.generate.precision,
                     )
-                    done += 1
-                    if bar is not None:
-                        rate = done / max(time.perf_counter() - t0, 1e-9)
-                        bar.update(task, completed=done, rate=f"{rate:.2f} vol/s")
+                    bar.advance()
         writer.close()
     except BaseException:
         writer._abort()
