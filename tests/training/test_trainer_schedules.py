@@ -143,6 +143,39 @@ def test_stages_select_phases_freeze_models_and_scale_learning_rates(tmp_path):
     assert all(p.requires_grad for p in setup.models["critic"].parameters())
 
 
+class ModeProbe(LazyPenaltyPhase):
+    """Records, per step, whether the critic is in training mode when the phases run."""
+
+    name = "probe"
+    lazy = False
+
+    def __init__(self) -> None:
+        super().__init__(every=1)
+        self.critic_training: list[bool] = []
+
+    def loss(self, batch, ctx):
+        self.critic_training.append(ctx.models["critic"].training)
+        return super().loss(batch, ctx)
+
+
+def test_a_frozen_model_is_in_eval_mode_so_its_batch_norm_statistics_stay(tmp_path):
+    train = TrainConfig(
+        stages=[
+            {"name": "both", "steps": 2},
+            {"name": "critic_frozen", "models": {"critic": "frozen"}},
+        ]
+    )
+    probe = ModeProbe()
+    setup = _setup([probe])
+    t = _trainer(setup, tmp_path, steps=4, train=train)
+    t.fit()
+    # steps 0-1 train the critic; in steps 2-3 it is frozen: eval mode (running statistics
+    # of batch norm and dropout masks fixed), as a frozen encoder must be for a painter
+    assert probe.critic_training == [True, True, False, False]
+    # after fit every model is back in training mode (the models outlive the Trainer)
+    assert all(m.training for m in setup.models.values())
+
+
 def test_stage_names_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="phases"):
         _trainer(_setup(), tmp_path, 2, TrainConfig(stages=[{"name": "a", "phases": ["gen"]}]))

@@ -370,12 +370,15 @@ class Trainer:
         return self.stages[-1]
 
     def _enter_stage(self, stage: Stage) -> None:
-        """Freeze or unfreeze models as the stage says (idempotent)."""
+        """Freeze or unfreeze models as the stage says (idempotent). A frozen model is also in
+        eval mode: its batch-norm running statistics stay as the earlier stage left them and
+        its dropout is off, so that "frozen" means the same function, not just fixed weights."""
         for name, m in self.models.items():
             flags = self._initial_requires_grad[name]
             frozen = stage.frozen(name)
             for p, flag in zip(m.parameters(), flags):
                 p.requires_grad_(flag and not frozen)
+            m.train(not frozen)
         if self._stage is not None and self._stage.name != stage.name and self.dist.is_main:
             log.info("step %d: stage %r begins", self.step, stage.name)
         self._stage = stage
@@ -385,6 +388,7 @@ class Trainer:
         for name, m in self.models.items():
             for p, flag in zip(m.parameters(), self._initial_requires_grad[name]):
                 p.requires_grad_(flag)
+            m.train()
         self._stage = None
 
     def _apply_learning_rates(self, stage: Stage) -> None:

@@ -24,8 +24,10 @@ def _tensors(path, prefix):
     return {k: v for k, v in t.items() if k.startswith(prefix)}
 
 
-def test_representation_then_translation_freezes_the_encoder(tiny_cfg, tmp_path):
-    cfg = tiny_cfg()
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_representation_then_translation_freezes_the_encoder(tiny_cfg, tmp_path, norm):
+    # batch norm: the frozen encoder's running statistics must not move either (eval mode)
+    cfg = tiny_cfg(**{"model.encoder.norm": norm, "model.decoder.skip": norm == "batch"})
     summary = _train(cfg, tmp_path / "run")
     assert summary["steps"] == 4 and summary["stage"] == "translation"
     ck = tmp_path / "run" / "checkpoints"
