@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -239,6 +240,8 @@ def run(
     for name in redo or []:
         for stage in (name, *DEPENDS.get(name, ())):
             _stage_file(out, stage).unlink(missing_ok=True)
+            # a redone stage trains afresh: its old run folder would be resumed otherwise
+            shutil.rmtree(out / f"run_{stage}", ignore_errors=True)
     info = {"machine": machine_info(), "quick": quick, "scale": scale, "stages": {}}
     t_all = time.perf_counter()
     for name in STAGES:

@@ -67,3 +67,24 @@ def test_skill_benchmark_quick_and_resumable(tmp_path, monkeypatch):
     # a rerun resumes every finished stage instead of training again
     again = flood_skill.run(tmp_path / "q", quick=True)
     assert all(s.get("resumed") for s in again["stages"].values())
+
+
+def test_masker_probe_trains_and_scores_the_held_out_tiles(tiny_lists, tmp_path, monkeypatch):
+    import flood_masker_probe
+
+    monkeypatch.setenv("GEOGAN_BENCH_THREADS", "1")
+    train, _ = tiny_lists
+    out = tmp_path / "probes.jsonl"
+    tiny = [
+        "data.tile_size=32",
+        "train.steps=2",
+        "train.time_limit_minutes=null",
+        "model.encoder={dim: 4, n_downsample: 2, n_res: 1, norm: batch}",
+        "model.classifier.filters=8",
+        "model.discriminator.filters=4",
+    ]
+    argv = ["--data", str(train.parent), "--minutes", "1", "--name", "t", "--out", str(out)]
+    assert flood_masker_probe.main(argv + tiny) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["name"] == "t" and row["steps"] == 2 and row["overrides"] == tiny
+    assert 0 <= row["f05"] <= 1 and 0 <= row["miou"] <= 1
