@@ -17,7 +17,7 @@ painter                12     translation stage on the frozen masker (flood/pain
 evaluate               ~4     generate + verification + ablation table + HTML report
 =====================  =====  ==========================================================
 
-About 51 minutes on 2 quiet cores. Resumable: every finished stage writes
+About 47 minutes on 2 quiet cores (measured 2026-12-03). Resumable: every finished stage writes
 ``OUT/stages/<stage>.json``; a rerun skips finished stages (``--redo STAGE`` reruns one and
 the stages after it that depend on it). ``--quick``: tiny regions, 32-pixel tiles and a few
 steps per run (a smoke test of this script, seconds to a minute; no skill).

@@ -19,7 +19,7 @@ Model sizes: ``--size default`` is the recipe's schema defaults (MUNIT-sized: en
 
 Usage::
 
-    python benchmarks/flood_speed.py --out bench/flood_speed.json        # ~3-5 min on 2 cores
+    python benchmarks/flood_speed.py --out bench/flood_speed.json        # ~12 min on 2 cores
     python benchmarks/flood_speed.py --quick --out /tmp/fs.json          # smoke (64x64, tiny)
 """
 

@@ -116,23 +116,26 @@ def _recording_trainer_bar(monkeypatch):
     return bars
 
 
-def test_time_limited_training_bar_counts_the_limit_not_the_steps(tmp_path, monkeypatch):
+def _fit(tmp_path, steps, **kw) -> None:
     from geogan.training.trainer import Trainer
 
-    bars = _recording_trainer_bar(monkeypatch)
-    limit_s = 30.0
-    t = Trainer(
+    Trainer(
         make_setup(),
         run_dir=tmp_path,
-        steps=5,
+        steps=steps,
         batch_size=2,
         device=torch.device("cpu"),
         seed=3,
         tensorboard=False,
         progress=True,
-        time_limit_s=limit_s,
-    )
-    t.fit()
+        **kw,
+    ).fit()
+
+
+def test_time_limited_training_bar_counts_the_limit_not_the_steps(tmp_path, monkeypatch):
+    bars = _recording_trainer_bar(monkeypatch)
+    limit_s = 30.0
+    _fit(tmp_path, 5, time_limit_s=limit_s)
     (bar,) = bars
     # the bar's total is the limit in seconds: its ETA is the end of the limit
     assert bar.total == pytest.approx(limit_s) and bar.unit == "s"
@@ -142,19 +145,7 @@ def test_time_limited_training_bar_counts_the_limit_not_the_steps(tmp_path, monk
 
 
 def test_step_limited_training_bar_counts_steps(tmp_path, monkeypatch):
-    from geogan.training.trainer import Trainer
-
     bars = _recording_trainer_bar(monkeypatch)
-    t = Trainer(
-        make_setup(),
-        run_dir=tmp_path,
-        steps=4,
-        batch_size=2,
-        device=torch.device("cpu"),
-        seed=3,
-        tensorboard=False,
-        progress=True,
-    )
-    t.fit()
+    _fit(tmp_path, 4)
     (bar,) = bars
     assert bar.total == 4 and bar.completed == 4 and bar.unit == "steps"

@@ -67,6 +67,11 @@ def test_skill_benchmark_quick_and_resumable(tmp_path, monkeypatch):
     # a rerun resumes every finished stage instead of training again
     again = flood_skill.run(tmp_path / "q", quick=True)
     assert all(s.get("resumed") for s in again["stages"].values())
+    # --redo trains the stage (and the stages after it) afresh, even under a changed config
+    redo = flood_skill.run(tmp_path / "q", quick=True, redo=["masker_nosim"])
+    fresh = {n for n, s in redo["stages"].items() if not s.get("resumed")}
+    assert fresh == {"masker_nosim", "evaluate"}
+    assert redo["stages"]["masker_nosim"]["steps_this_run"] == 3
 
 
 def test_masker_probe_trains_and_scores_the_held_out_tiles(tiny_lists, tmp_path, monkeypatch):
