@@ -471,3 +471,26 @@ def test_input_checks():
     first = CRPS()
     first.update(truth[:1], ens[:, :1], valid[:1])
     assert single.finalize() == first.finalize()
+
+
+def test_every_registered_metric_is_concrete():
+    """StreamingMetric is an ABC: a registered metric missing ``_update``/``finalize`` would
+    only fail when a config first asks for it."""
+    import importlib
+    import inspect
+
+    from geogan.core.registry import METRICS
+
+    for module in (
+        "geogan.recipes.volume.metrics",
+        "geogan.recipes.flood.metrics",
+        "geogan.recipes.stylegan.metrics",
+        "geogan.evaluation.image_metrics",
+        "geogan.evaluation.distributions",
+        "geogan.evaluation.artefacts",
+        "geogan.evaluation.categorical",
+    ):
+        importlib.import_module(module)
+    abstract = [name for name, cls in METRICS.items() if inspect.isabstract(cls)]
+    assert not abstract, abstract
+    assert "divergence" in METRICS and "crps" in METRICS

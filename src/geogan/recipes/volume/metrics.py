@@ -113,6 +113,11 @@ class DivergenceStats(StreamingMetric):
         if valid is None:
             valid = np.isfinite(truth).all(axis=1)
         self._check_members(forecast.shape[0])
+        self._update(truth, forecast, valid)
+
+    def _update(self, truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray) -> None:
+        """Accumulate checked ``truth [T, K, *S]``, ``forecast [M, T, K, *S]``, ``valid [T, *S]``
+        (:meth:`update` has its own shape rules: the velocity components are an axis)."""
         for t in range(truth.shape[0]):
             ok = divergence_valid(valid[t], self.axes, self.periodic)
             d_true = divergence(list(truth[t]), self.axes, self.periodic)[ok]
