@@ -176,6 +176,15 @@ def test_a_frozen_model_is_in_eval_mode_so_its_batch_norm_statistics_stay(tmp_pa
     assert all(m.training for m in setup.models.values())
 
 
+def test_a_model_the_recipe_keeps_in_eval_mode_stays_there(tmp_path):
+    probe = ModeProbe()
+    setup = _setup([probe])
+    setup.models["critic"].eval()  # e.g. a fixed feature network
+    _trainer(setup, tmp_path, steps=2).fit()
+    assert probe.critic_training == [False, False]
+    assert not setup.models["critic"].training and setup.models["generator"].training
+
+
 def test_stage_names_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="phases"):
         _trainer(_setup(), tmp_path, 2, TrainConfig(stages=[{"name": "a", "phases": ["gen"]}]))

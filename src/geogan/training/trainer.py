@@ -295,6 +295,9 @@ class Trainer:
         self._initial_requires_grad = {
             name: [p.requires_grad for p in m.parameters()] for name, m in self.models.items()
         }
+        # a stage's freezing puts a model in eval mode; unfrozen, it returns to its own mode
+        # (a recipe's fixed eval-mode network stays in eval)
+        self._initial_training = {name: m.training for name, m in self.models.items()}
         reserved = sorted({"kind", "step", "models", "config"} & set(setup.export_meta))
         if reserved:
             raise ValueError(f"export_meta may not use the engine's keys {reserved}")
@@ -378,7 +381,7 @@ class Trainer:
             frozen = stage.frozen(name)
             for p, flag in zip(m.parameters(), flags):
                 p.requires_grad_(flag and not frozen)
-            m.train(not frozen)
+            m.train(self._initial_training[name] and not frozen)
         if self._stage is not None and self._stage.name != stage.name and self.dist.is_main:
             log.info("step %d: stage %r begins", self.step, stage.name)
         self._stage = stage
@@ -388,7 +391,7 @@ class Trainer:
         for name, m in self.models.items():
             for p, flag in zip(m.parameters(), self._initial_requires_grad[name]):
                 p.requires_grad_(flag)
-            m.train()
+            m.train(self._initial_training[name])
         self._stage = None
 
     def _apply_learning_rates(self, stage: Stage) -> None:
