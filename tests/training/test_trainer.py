@@ -115,6 +115,24 @@ def test_sigterm_writes_resume_checkpoint_and_resume_matches(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_gloo_ranks_with_different_clocks_stop_together_with_the_same_time_schedule(tmp_path):
+    import torch.multiprocessing as mp
+    from ddp_worker import run  # noqa: PLC0415
+
+    mp.spawn(
+        run,
+        args=(2, str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path), True),
+        nprocs=2,
+        join=True,
+    )
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    # rank 1's clock runs 3x fast: it ends the run (0.5 s of real time) for both ranks
+    assert r0["step"] == r1["step"] >= 1
+    assert r0["lr"] == r1["lr"] < 5e-4  # base 1e-3, decayed over the time budget
+    assert torch.equal(r0["flat"], r1["flat"])
+
+
 def test_two_gloo_processes_hold_identical_weights(tmp_path):
     import torch.multiprocessing as mp
     from ddp_worker import run  # noqa: PLC0415

@@ -433,3 +433,57 @@ def test_a_run_directory_with_checkpoints_is_never_restarted_silently(tmp_path, 
     t = _trainer(_setup(), tmp_path, steps=1)
     assert t.fit(restart=True)["steps"] == 1
     assert list((tmp_path / "checkpoints").glob("discarded-*/resume_*.safetensors"))
+
+
+# ------------------------------------------------------------ schedules over time
+
+
+def test_a_schedule_over_time_follows_the_time_fraction_and_warms_up_in_steps():
+    cfg = LRScheduleConfig(kind="linear", over="time", warmup_steps=2, min_factor=0.2)
+    assert lr_factor(cfg, 0, 10, time_fraction=0.9) == pytest.approx(0.5)  # warm-up: steps
+    assert lr_factor(cfg, 5, 10, time_fraction=0.25) == pytest.approx(0.2 + 0.8 * 0.75)
+    assert lr_factor(cfg, 5, 10, time_fraction=3.0) == pytest.approx(0.2)
+    cos = LRScheduleConfig(kind="cosine", over="time")
+    assert lr_factor(cos, 5, 10, time_fraction=0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="time fraction"):
+        lr_factor(cfg, 5, 10)
+
+
+def test_a_schedule_over_time_needs_a_time_budget():
+    with pytest.raises(ValueError, match="over=time needs a time budget"):
+        TrainConfig(lr_schedule={"kind": "linear", "over": "time"})
+    TrainConfig(lr_schedule={"kind": "linear", "over": "time"}, time_limit_minutes=5)
+    TrainConfig(lr_schedule={"kind": "linear", "over": "time", "total_minutes": 5})
+
+
+@pytest.mark.parametrize("budget_minutes, expected_factor", [(1e-6, 0.1), (1e6, 1.0)])
+def test_the_trainer_decays_the_learning_rate_over_the_time_budget(
+    tmp_path, budget_minutes, expected_factor
+):
+    # a budget of 60 us is spent by the first step; one of two years is not begun
+    train = TrainConfig(
+        lr_schedule={
+            "kind": "linear",
+            "over": "time",
+            "min_factor": 0.1,
+            "total_minutes": budget_minutes,
+        }
+    )
+    t = _trainer(_setup(), tmp_path, steps=3, train=train)
+    t.fit()
+    group = t.optimizers["critic"].param_groups[0]
+    assert group["lr"] == pytest.approx(group["base_lr"] * expected_factor, rel=1e-4)
+    assert t.train_seconds > 0
+
+
+def test_training_seconds_carry_over_a_resume(tmp_path):
+    train = TrainConfig(lr_schedule={"kind": "linear", "over": "time", "total_minutes": 60})
+    first = _trainer(_setup(), tmp_path, steps=2, train=train)
+    first.fit()
+    spent = first.train_seconds
+    assert spent > 0
+    resumed = _trainer(_setup(), tmp_path, steps=4, train=train)
+    resumed.load(resumed.latest_resume())
+    assert resumed.train_seconds == spent
+    resumed.fit(resume="auto")
+    assert resumed.train_seconds > spent

@@ -206,12 +206,19 @@ class LRScheduleConfig(Section):
     ``constant``; ``cosine`` from 1 down to ``min_factor`` at ``total_steps``
     (default: train.steps); ``linear`` likewise, straight; ``step``: times ``gamma`` at each
     of ``milestones``.
+
+    ``over: time`` runs ``cosine`` / ``linear`` over training time instead of steps, for
+    time-budgeted runs whose step count is not known in advance: the decay ends after
+    ``total_minutes`` of training (default: train.time_limit_minutes), counted over every
+    run of a resumed training (the time limit itself counts one invocation).
     """
 
     kind: Literal["constant", "cosine", "linear", "step"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     min_factor: float = Field(0.0, ge=0, le=1)
     total_steps: PositiveInt | None = None
+    over: Literal["steps", "time"] = "steps"
+    total_minutes: float | None = Field(None, gt=0)
     milestones: list[PositiveInt] = Field(default_factory=list)
     gamma: float = Field(0.1, gt=0)
 
@@ -286,6 +293,12 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check_stages(self) -> TrainConfig:
+        sched = self.lr_schedule
+        if sched.over == "time" and sched.total_minutes is None and not self.time_limit_minutes:
+            raise ValueError(
+                "train.lr_schedule.over=time needs a time budget: set "
+                "train.lr_schedule.total_minutes or train.time_limit_minutes"
+            )
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"train.stages names must be unique, got {names}")

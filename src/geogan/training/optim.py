@@ -65,8 +65,18 @@ def build_optimizers(
     return out
 
 
-def lr_factor(cfg: LRScheduleConfig, step: int, total_steps: int) -> float:
-    """The schedule's learning-rate factor at ``step`` (0-based, the step being taken)."""
+def lr_factor(
+    cfg: LRScheduleConfig,
+    step: int,
+    total_steps: int,
+    *,
+    time_fraction: float | None = None,
+) -> float:
+    """The schedule's learning-rate factor at ``step`` (0-based, the step being taken).
+
+    ``time_fraction``: the share of the schedule's time budget spent so far (used, and
+    required, when ``cfg.over == "time"``; the warm-up still counts steps).
+    """
     total = cfg.total_steps or total_steps
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
@@ -74,8 +84,13 @@ def lr_factor(cfg: LRScheduleConfig, step: int, total_steps: int) -> float:
         return 1.0
     if cfg.kind == "step":
         return cfg.gamma ** sum(step >= m for m in cfg.milestones)
-    span = max(total - cfg.warmup_steps, 1)
-    progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+    if cfg.over == "time":
+        if time_fraction is None:
+            raise ValueError("lr_schedule.over=time needs the time fraction of the budget")
+        progress = min(max(time_fraction, 0.0), 1.0)
+    else:
+        span = max(total - cfg.warmup_steps, 1)
+        progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
     if cfg.kind == "cosine":
         shape = 0.5 * (1.0 + math.cos(math.pi * progress))
     else:  # linear

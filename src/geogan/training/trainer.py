@@ -273,6 +273,15 @@ class Trainer:
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
         self.time_limit_s = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None
+        # training seconds over every run of this training (a resume continues the count):
+        # the clock of a schedule over time
+        self.train_seconds = 0.0
+        sched = cfg.lr_schedule
+        self._schedule_s = (
+            (sched.total_minutes or cfg.time_limit_minutes or 0.0) * 60.0
+            if sched.over == "time"
+            else None
+        )
         self.config = config or {}
         self.dist = dist_info or DistInfo()
         self.progress = progress and self.dist.is_main
@@ -395,7 +404,8 @@ class Trainer:
         self._stage = None
 
     def _apply_learning_rates(self, stage: Stage) -> None:
-        sched = lr_factor(self.cfg.lr_schedule, self.step, self.steps)
+        fraction = None if self._schedule_s is None else self.train_seconds / self._schedule_s
+        sched = lr_factor(self.cfg.lr_schedule, self.step, self.steps, time_fraction=fraction)
         for o in self.optimizers.values():
             for g in o.param_groups:
                 factor = stage.lr_factor(g["model"]) if "model" in g else 1.0
@@ -516,6 +526,15 @@ class Trainer:
         norms = torch._foreach_norm(grads)
         return bool(torch.isfinite(torch.stack(norms)).all().item())
 
+    def _agreed_seconds(self, seconds: float) -> float:
+        """The slowest rank's elapsed seconds, so every rank stops at the same step and
+        follows the same time schedule (a rank that stopped alone would hang the others)."""
+        if not self.dist.enabled:
+            return seconds
+        t = torch.tensor([seconds], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+
     def _agree(self, bad: bool) -> bool:
         """All ranks skip a step if any rank saw a non-finite value (weights stay identical)."""
         if not self.dist.enabled:
@@ -628,6 +647,7 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
             "skipped_steps": self.skipped_steps,
+            "train_seconds": self.train_seconds,
             "seed": self.seed,
             "world_size": self.dist.world_size,
             "optimizers": optim_meta,
@@ -733,6 +753,7 @@ class Trainer:
         self.lr_scale = float(meta.get("lr_scale", 1.0))
         self.rollbacks = int(meta.get("rollbacks", 0))
         self.skipped_steps = int(meta.get("skipped_steps", 0))
+        self.train_seconds = float(meta.get("train_seconds", 0.0))
         self._loader_iter = None
         self._stage = None
 
@@ -827,8 +848,10 @@ class Trainer:
             )
             log.info("initialised %s from %s", ", ".join(loaded), self.cfg.init_from.path)
         start_step, t0 = self.step, time.perf_counter()
+        seconds_before = self.train_seconds
         stopped = "completed"
         limited = self.time_limit_s is not None
+        timed = limited or self._schedule_s is not None
         progress = self._progress_bar(limited)
         try:
             with self._signals(), progress:
@@ -858,6 +881,9 @@ class Trainer:
                     if val_every and self.step % val_every == 0:
                         self._validate()
                     elapsed = time.perf_counter() - t0
+                    if timed:
+                        elapsed = self._agreed_seconds(elapsed)
+                    self.train_seconds = seconds_before + elapsed
                     if progress.enabled:
                         shown = "  ".join(
                             f"{k.split('/')[0][:3]}={v:.3g}"
