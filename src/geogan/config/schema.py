@@ -210,7 +210,8 @@ class LRScheduleConfig(Section):
     ``over: time`` runs ``cosine`` / ``linear`` over training time instead of steps, for
     time-budgeted runs whose step count is not known in advance: the decay ends after
     ``total_minutes`` of training (default: train.time_limit_minutes), counted over every
-    run of a resumed training (the time limit itself counts one invocation).
+    run of a resumed training (the time limit itself counts one invocation); without
+    any time budget it runs over steps.
     """
 
     kind: Literal["constant", "cosine", "linear", "step"] = "constant"
@@ -293,12 +294,6 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check_stages(self) -> TrainConfig:
-        sched = self.lr_schedule
-        if sched.over == "time" and sched.total_minutes is None and not self.time_limit_minutes:
-            raise ValueError(
-                "train.lr_schedule.over=time needs a time budget: set "
-                "train.lr_schedule.total_minutes or train.time_limit_minutes"
-            )
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"train.stages names must be unique, got {names}")

@@ -84,9 +84,7 @@ def lr_factor(
         return 1.0
     if cfg.kind == "step":
         return cfg.gamma ** sum(step >= m for m in cfg.milestones)
-    if cfg.over == "time":
-        if time_fraction is None:
-            raise ValueError("lr_schedule.over=time needs the time fraction of the budget")
+    if cfg.over == "time" and time_fraction is not None:
         progress = min(max(time_fraction, 0.0), 1.0)
     else:
         span = max(total - cfg.warmup_steps, 1)

@@ -279,7 +279,7 @@ class Trainer:
         sched = cfg.lr_schedule
         self._schedule_s = (
             (sched.total_minutes or cfg.time_limit_minutes or 0.0) * 60.0
-            if sched.over == "time"
+            if sched.over == "time" and (sched.total_minutes or cfg.time_limit_minutes)
             else None
         )
         self.config = config or {}
