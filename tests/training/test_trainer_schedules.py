@@ -16,7 +16,12 @@ from toy import GeneratorPhase, ToyDataset, _register, all_state, make_setup
 from geogan.config.schema import LRScheduleConfig, TrainConfig
 from geogan.core.errors import CheckpointError, ConfigError
 from geogan.training.ema import EMA
-from geogan.training.optim import build_optimizer, build_optimizers, lr_factor
+from geogan.training.optim import (
+    build_optimizer,
+    build_optimizers,
+    lr_factor,
+    schedule_seconds,
+)
 from geogan.training.phases import TrainingSetup
 from geogan.training.trainer import Trainer, find_resume
 
@@ -449,8 +454,16 @@ def test_a_schedule_over_time_follows_the_time_fraction_and_warms_up_in_steps():
 
 
 def test_a_schedule_over_time_accepts_either_budget():
-    TrainConfig(lr_schedule={"kind": "linear", "over": "time"}, time_limit_minutes=5)
-    TrainConfig(lr_schedule={"kind": "linear", "over": "time", "total_minutes": 5})
+    by_limit = TrainConfig(lr_schedule={"kind": "linear", "over": "time"}, time_limit_minutes=5)
+    assert schedule_seconds(by_limit.lr_schedule, by_limit.time_limit_minutes) == 300.0
+    own = TrainConfig(
+        lr_schedule={"kind": "linear", "over": "time", "total_minutes": 2}, time_limit_minutes=5
+    )
+    assert schedule_seconds(own.lr_schedule, own.time_limit_minutes) == 120.0
+    no_budget = TrainConfig(lr_schedule={"kind": "linear", "over": "time"})
+    assert schedule_seconds(no_budget.lr_schedule, no_budget.time_limit_minutes) is None
+    steps = TrainConfig(lr_schedule={"kind": "linear"}, time_limit_minutes=5)
+    assert schedule_seconds(steps.lr_schedule, steps.time_limit_minutes) is None
 
 
 @pytest.mark.parametrize("budget_minutes, expected_factor", [(1e-6, 0.1), (1e6, 1.0)])

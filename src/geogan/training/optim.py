@@ -65,6 +65,16 @@ def build_optimizers(
     return out
 
 
+def schedule_seconds(cfg: LRScheduleConfig, time_limit_minutes: float | None) -> float | None:
+    """Length in seconds of a schedule over time, or None when it runs over steps.
+
+    ``over: time`` without any time budget (no ``total_minutes``, no time limit) runs over
+    steps, so a step-limited run of a time-decaying preset still decays.
+    """
+    minutes = cfg.total_minutes or time_limit_minutes
+    return minutes * 60.0 if cfg.over == "time" and minutes else None
+
+
 def lr_factor(
     cfg: LRScheduleConfig,
     step: int,

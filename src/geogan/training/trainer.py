@@ -44,7 +44,7 @@ from geogan.core.progress import ProgressBar
 from geogan.core.seeding import derive_seed, get_rng_state, set_rng_state
 from geogan.core.tracking import Tracker
 from geogan.training.ema import EMA
-from geogan.training.optim import lr_factor
+from geogan.training.optim import lr_factor, schedule_seconds
 from geogan.training.phases import ResumableBatchSampler, Stage, StepContext, TrainingSetup
 
 log = logging.getLogger(__name__)
@@ -276,12 +276,7 @@ class Trainer:
         # training seconds over every run of this training (a resume continues the count):
         # the clock of a schedule over time
         self.train_seconds = 0.0
-        sched = cfg.lr_schedule
-        self._schedule_s = (
-            (sched.total_minutes or cfg.time_limit_minutes or 0.0) * 60.0
-            if sched.over == "time" and (sched.total_minutes or cfg.time_limit_minutes)
-            else None
-        )
+        self._schedule_s = schedule_seconds(cfg.lr_schedule, cfg.time_limit_minutes)
         self.config = config or {}
         self.dist = dist_info or DistInfo()
         self.progress = progress and self.dist.is_main
